@@ -1,0 +1,100 @@
+"""On-disk cache of mean kNN distances, keyed by everything that determines them.
+
+The key holds the identities of the query and reference data (see
+:class:`idrs_lightning.data.sources.ArraySplit`), ``k``, leave-one-out, and the distance space.
+``sigma_b``, ``r``, ``m`` and the clamp are not part of it: they are re-applied to the cached
+distances. A file whose stored key or length does not match, or that cannot be read, is
+rebuilt (never silently used); files are written atomically, so an interrupted write leaves
+no half file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .knn import mean_knn_distance
+
+log = logging.getLogger(__name__)
+
+_FORMAT_VERSION = 1
+DISTANCE_SPACE = "euclidean/flattened-unnormalised-inputs"
+
+
+def cache_key(query_identity: str, reference_identity: str, k: int, exclude_self: bool) -> str:
+    """Canonical JSON of what determines the distances."""
+    return json.dumps(
+        {
+            "version": _FORMAT_VERSION,
+            "query": query_identity,
+            "reference": reference_identity,
+            "k": int(k),
+            "leave_one_out": bool(exclude_self),
+            "space": DISTANCE_SPACE,
+        },
+        sort_keys=True,
+    )
+
+
+def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return Path(cache_dir) / f"knn-{digest}.npz"
+
+
+def _load(path: Path, key: str, length: int) -> NDArray[np.float64] | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            stored_key = str(stored["key"])
+            distances = np.asarray(stored["distances"], dtype=np.float64)
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("kNN cache %s is unreadable (%s); rebuilding it", path, error)
+        return None
+    if stored_key != key or distances.shape != (length,) or not np.isfinite(distances).all():
+        log.warning("kNN cache %s does not match the requested data; rebuilding it", path)
+        return None
+    return distances
+
+
+def _save(path: Path, key: str, distances: NDArray[np.float64]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, key=np.array(key), distances=distances)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def cached_mean_knn_distance(
+    cache_dir: str | os.PathLike,
+    queries: NDArray,
+    query_identity: str,
+    database: NDArray,
+    reference_identity: str,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    **search_options: object,
+) -> NDArray[np.float64]:
+    """:func:`~idrs_lightning.knn.mean_knn_distance`, read from or written to ``cache_dir``."""
+    key = cache_key(query_identity, reference_identity, k, exclude_self)
+    path = cache_path(cache_dir, key)
+    distances = _load(path, key, len(queries))
+    if distances is None:
+        distances = mean_knn_distance(
+            queries, database, k, exclude_self=exclude_self, **search_options
+        )
+        _save(path, key, distances)
+        log.info("kNN distances for %s (k=%d) cached in %s", query_identity, k, path)
+    return distances

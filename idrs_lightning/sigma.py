@@ -1,0 +1,144 @@
+"""Noise-level functions sigma(x): constant, or the kNN design of the IDRS paper (Eq. 1).
+
+Both map a per-sample statistic (the mean distance to the ``k`` nearest training points, see
+:mod:`idrs_lightning.knn`) to a per-sample standard deviation, and expose the semi-elasticity
+``rate`` that certification must use (Theorem 7 needs
+``|log sigma(x) - log sigma(y)| <= rate * ||x - y||``).
+
+Eq. 1: ``sigma(x) = sigma_b * exp(r * (mean_{x_i in N_k(x)} ||x - x_i|| - m))``. The mean kNN
+distance is 1-Lipschitz, so sigma is r-semi-elastic (Theorem 8); clamping to
+``[sigma_min, sigma_max]`` is 1-Lipschitz in log space and keeps that property.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+
+Statistic = TypeVar("Statistic", np.ndarray, torch.Tensor)
+MChoice = float | Literal["min", "mean"]
+
+
+class SigmaFunction(ABC):
+    """Per-sample noise level from the mean kNN distance, with its semi-elasticity."""
+
+    @property
+    @abstractmethod
+    def rate(self) -> float:
+        """Semi-elasticity r of sigma(x); 0 for constant noise."""
+
+    @abstractmethod
+    def __call__(self, mean_distance: Statistic) -> Statistic:
+        """Standard deviations, same shape, type and device as ``mean_distance``."""
+
+
+@dataclass(frozen=True)
+class ConstantSigma(SigmaFunction):
+    """``sigma(x) = sigma`` everywhere (Cohen et al. 2019); certification uses Cohen's radius.
+
+    Args:
+        sigma: the noise level, ``> 0``.
+    """
+
+    sigma: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
+
+    @property
+    def rate(self) -> float:
+        return 0.0
+
+    def __call__(self, mean_distance: Statistic) -> Statistic:
+        if isinstance(mean_distance, torch.Tensor):
+            return torch.full_like(mean_distance, self.sigma)
+        return np.full_like(np.asarray(mean_distance, dtype=np.float64), self.sigma)
+
+
+@dataclass(frozen=True)
+class KnnSigma(SigmaFunction):
+    """Eq. 1 of the IDRS paper, optionally clamped to ``[sigma_min, sigma_max]``.
+
+    Args:
+        sigma_b: base standard deviation, ``> 0``.
+        r: semi-elasticity (the test rate for evaluation, the train rate ``trr`` for training),
+            ``>= 0``.
+        k: number of nearest training neighbours, ``>= 1``.
+        m: the normalisation constant, a number, or ``"min"`` / ``"mean"`` of the training set's
+            mean kNN distances (Appendix E.1: sigma_b is then the smallest / a typical value);
+            resolve it with :meth:`with_m_from` before use.
+        sigma_min, sigma_max: optional clamp (the paper's toy runs use ``sigma_max = 5 sigma_b``).
+
+    Example::
+
+        sigma = KnnSigma(sigma_b=0.12, r=0.01, k=20, m="mean").with_m_from(train_distances)
+        sigma(test_distances)
+    """
+
+    sigma_b: float
+    r: float
+    k: int = 20
+    m: MChoice = "mean"
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma_b) and self.sigma_b > 0):
+            raise ValueError(f"sigma_b must be a positive number, got {self.sigma_b!r}")
+        if not (math.isfinite(self.r) and self.r >= 0):
+            raise ValueError(f"r must be a non-negative number, got {self.r!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        if isinstance(self.m, str):
+            if self.m not in ("min", "mean"):
+                raise ValueError(f"m must be a number, 'min' or 'mean', got {self.m!r}")
+        elif not math.isfinite(self.m):
+            raise ValueError(f"m must be finite, got {self.m!r}")
+        for name in ("sigma_min", "sigma_max"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+        if (
+            self.sigma_min is not None
+            and self.sigma_max is not None
+            and self.sigma_min > self.sigma_max
+        ):
+            raise ValueError(
+                f"sigma_min ({self.sigma_min}) must not exceed sigma_max ({self.sigma_max})"
+            )
+
+    @property
+    def rate(self) -> float:
+        return self.r
+
+    def with_m_from(self, train_mean_distances: np.ndarray) -> KnnSigma:
+        """A copy with ``m`` resolved from the training set's mean kNN distances."""
+        if not isinstance(self.m, str):
+            return self
+        distances = np.asarray(train_mean_distances, dtype=np.float64)
+        if distances.size == 0:
+            raise ValueError("cannot choose m from an empty training set")
+        value = float(distances.min() if self.m == "min" else distances.mean())
+        return replace(self, m=value)
+
+    def with_rate(self, r: float) -> KnnSigma:
+        """The same design at another rate (e.g. the train rate ``trr``)."""
+        return replace(self, r=r)
+
+    def __call__(self, mean_distance: Statistic) -> Statistic:
+        if isinstance(self.m, str):
+            raise ValueError(f"m is still {self.m!r}: resolve it with with_m_from(...) first")
+        if isinstance(mean_distance, torch.Tensor):
+            sigma = self.sigma_b * torch.exp(self.r * (mean_distance - self.m))
+            return sigma.clamp(min=self.sigma_min, max=self.sigma_max)
+        distance = np.asarray(mean_distance, dtype=np.float64)
+        sigma = self.sigma_b * np.exp(self.r * (distance - self.m))
+        low = -np.inf if self.sigma_min is None else self.sigma_min
+        high = np.inf if self.sigma_max is None else self.sigma_max
+        return np.clip(sigma, low, high)
