@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint bench
+.PHONY: setup data test lint bench
 
 # Dependencies are installed once per pyproject.toml; the package itself is (re)linked each
 # time so that a shared environment can serve several checkouts.
@@ -12,8 +12,17 @@ $(VENV)/.deps-installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,faiss]'
 	touch $@
 
-setup: $(VENV)/.deps-installed
+setup: $(VENV)/.deps-installed data
 	$(BIN)/pip install --quiet --no-deps -e .
+
+# Fashion-MNIST installs offline from Debian (package dataset-fashion-mnist) where the machine
+# has apt and root; elsewhere torchvision downloads it on first use.
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null \
+	    && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	    || echo "note: dataset-fashion-mnist not installed; its tests will be skipped"; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,99 @@
+"""SmoothingDataModule: (x, y, sigma) batches, Eq. 1 at test time, cache reuse, bad config."""
+
+import numpy as np
+import pytest
+import torch
+
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.data.sources import load_split
+
+
+def _brute_mean_knn(
+    queries: np.ndarray, database: np.ndarray, k: int, leave_out: bool
+) -> np.ndarray:
+    q = queries.reshape(len(queries), -1).astype(np.float64)
+    b = database.reshape(len(database), -1).astype(np.float64)
+    distance = np.sqrt(((q[:, None] - b[None]) ** 2).sum(axis=2))
+    if leave_out:
+        np.fill_diagonal(distance, np.inf)
+    return np.sort(distance, axis=1)[:, :k].mean(axis=1)
+
+
+def _module(tmp_path, **kwargs) -> SmoothingDataModule:
+    options = {"dataset": "digits", "root": str(tmp_path), "sigma_b": 0.25, "k": 5} | kwargs
+    return SmoothingDataModule(**options)
+
+
+def test_batches_carry_sigma_from_equation_1(tmp_path) -> None:
+    dm = _module(tmp_path, r=0.05, trr=0.1, m="mean", batch_size=32)
+    dm.setup("fit")
+    x, y, sigma = next(iter(dm.val_dataloader()))
+    assert x.shape == (32, 1, 8, 8) and y.dtype == torch.int64 and sigma.shape == (32,)
+
+    train = load_split("digits", "train", tmp_path)
+    test = load_split("digits", "test", tmp_path)
+    train_d = _brute_mean_knn(train.x, train.x, 5, leave_out=True)
+    test_d = _brute_mean_knn(test.x, train.x, 5, leave_out=False)
+    m = train_d.mean()
+    assert dm.hparams["m_resolved"] == pytest.approx(m, rel=1e-12)
+    np.testing.assert_allclose(
+        dm.datasets["test"].sigma.numpy(), 0.25 * np.exp(0.05 * (test_d - m)), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        dm.datasets["train"].sigma.numpy(), 0.25 * np.exp(0.1 * (train_d - m)), rtol=1e-6
+    )
+    assert dm.rate == 0.05
+
+
+def test_constant_rates_need_no_knn(tmp_path) -> None:
+    dm = _module(tmp_path, r=0.0, trr=0.0, train_sigma_b=0.263)
+    dm.setup("fit")
+    assert torch.all(dm.datasets["train"].sigma == torch.tensor(0.263, dtype=torch.float32))
+    assert torch.all(dm.datasets["test"].sigma == torch.tensor(0.25, dtype=torch.float32))
+    assert not (tmp_path / "knn-cache").exists()
+
+
+def test_cached_distances_are_reused_across_sigma_settings(tmp_path) -> None:
+    first = _module(tmp_path, r=0.05, m="min")
+    first.setup("fit")
+    files = sorted((tmp_path / "knn-cache").glob("knn-*.npz"))
+    assert len(files) == 2  # train (leave-one-out) and test
+    second = _module(tmp_path, r=0.01, sigma_b=0.5, m="min", sigma_max=0.6)
+    second.setup("fit")
+    assert sorted((tmp_path / "knn-cache").glob("knn-*.npz")) == files
+    np.testing.assert_array_equal(first.distances["test"], second.distances["test"])
+    assert second.datasets["test"].sigma.max() <= 0.6
+
+
+def test_certification_subset_is_fixed_and_stratified(tmp_path) -> None:
+    dm = _module(tmp_path, eval_subset_size=100, eval_seed=3)
+    dm.setup("test")
+    subset = dm.certification_subset()
+    again = _module(tmp_path, eval_subset_size=100, eval_seed=3)
+    again.setup("test")
+    assert subset.indices == again.certification_subset().indices
+    labels = dm.labels["test"][subset.indices]
+    assert np.bincount(labels, minlength=10).min() >= 9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dataset": "imagenet"}, "dataset must be one of"),
+        ({"r": -0.1}, "r must be a non-negative number"),
+        ({"sigma_b": 0.0}, "sigma_b must be a positive number"),
+        ({"trr": float("nan")}, "r must be a non-negative number"),
+        ({"m": "median"}, "m must be a number, 'min' or 'mean'"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+    ],
+)
+def test_bad_configuration_fails_at_construction(tmp_path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _module(tmp_path, **kwargs)
+
+
+def test_k_larger_than_training_set_fails_before_knn(tmp_path) -> None:
+    dm = _module(tmp_path, r=0.01, k=5000)
+    with pytest.raises(ValueError, match=r"k \(5000\) must be smaller than the training set"):
+        dm.setup("fit")
+    assert not (tmp_path / "knn-cache").exists()
