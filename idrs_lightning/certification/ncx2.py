@@ -65,7 +65,12 @@ def ncx2_ppf(q: ArrayLike, df: ArrayLike, nc: ArrayLike) -> FloatArray:
     for mask, prob, from_cdf in ((lower_half, q, True), (upper_half, 1.0 - q, False)):
         if mask.any():
             tau = quadric_quantile(
-                prob[mask], 2.0 * np.sqrt(nc[mask]), 1.0, df[mask], upper=from_cdf
+                prob[mask],
+                2.0 * np.sqrt(nc[mask]),
+                1.0,
+                df[mask],
+                upper=from_cdf,
+                origin=nc[mask],
             )
-            x[mask] = nc[mask] - tau
+            x[mask] = np.maximum(nc[mask] - tau, 0.0)
     return x.reshape(shape)
