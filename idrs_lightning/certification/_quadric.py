@@ -24,7 +24,8 @@ the event is an interval ``z_- <= Z_1 <= z_+`` with closed-form Gaussian probabi
 with ``w_max = (theta1^2 / (4 theta2) - tau) / theta2``. Each tail is a sum of positive terms
 (never ``1 - p``), so tiny probabilities keep full relative accuracy. The integral is
 restricted to the part of ``[0, w_max]`` where ``chi2_{N-1}`` holds all but ``1e-30`` of its
-mass (Chernoff bounds; dropping it can only lower either tail, i.e. shrink a radius) and
+mass (Chernoff bounds; either tail moves by at most 1e-30 absolutely, far inside the
+relative slack that certification applies to probabilities of at least 1e-15) and
 evaluated over ``v = sqrt(w)`` with tanh-sinh quadrature on two panels split at the chi mode.
 Tanh-sinh is exponentially accurate for analytic integrands with endpoint singularities (the
 square-root edge of the ball at ``w_max``); nested rules give an error estimate, and rows that
