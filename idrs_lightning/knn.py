@@ -78,6 +78,7 @@ def mean_knn_distance(
     k: int,
     *,
     exclude_self: bool = False,
+    self_index: NDArray[np.int64] | None = None,
     backend: Backend = "auto",
     chunk_size: int = 2048,
     device: str | torch.device | None = None,
@@ -93,6 +94,9 @@ def mean_knn_distance(
     exclude_self : bool
         Queries are the database itself (same order); each point's own entry is left out
         (leave-one-out). Exact duplicates of a point still count as neighbours.
+    self_index : array of int, optional
+        Queries are database rows ``self_index`` (e.g. a sample of the training set); each is
+        left out of its own neighbourhood. Implies leave-one-out.
     backend : {"auto", "faiss", "torch"}
         ``auto``: faiss when CUDA and GPU faiss are present, torch otherwise.
     chunk_size : int
@@ -110,9 +114,18 @@ def mean_knn_distance(
         raise ValueError(
             f"queries have {query.shape[1]} features but the database has {base.shape[1]}"
         )
-    if exclude_self and len(query) != len(base):
-        raise ValueError("exclude_self needs the queries to be the database itself")
-    available = len(base) - (1 if exclude_self else 0)
+    if exclude_self:
+        if len(query) != len(base):
+            raise ValueError("exclude_self needs the queries to be the database itself")
+        self_index = np.arange(len(base))
+    if self_index is not None:
+        self_index = np.asarray(self_index, dtype=np.int64)
+        if self_index.shape != (len(query),) or not np.all(
+            (0 <= self_index) & (self_index < len(base))
+        ):
+            raise ValueError("self_index must hold one database row per query")
+    leave_out = self_index is not None
+    available = len(base) - (1 if leave_out else 0)
     if not 1 <= k <= available:
         raise ValueError(f"k must lie in [1, {available}] for this database, got {k}")
     if backend not in ("auto", "faiss", "torch"):
@@ -126,13 +139,17 @@ def mean_knn_distance(
     else:
         search = _torch_search(base, torch.device(device or ("cuda" if cuda else "cpu")))
 
-    count = min(k + _SPARE_CANDIDATES + (1 if exclude_self else 0), len(base))
+    count = min(k + _SPARE_CANDIDATES + (1 if leave_out else 0), len(base))
     result = np.empty(len(query), dtype=np.float64)
     for start in range(0, len(query), chunk_size):
         chunk = query[start : start + chunk_size]
         candidates = search(chunk, count)
         result[start : start + len(chunk)] = _exact_mean(
-            chunk, base, candidates, k, start if exclude_self else None
+            chunk,
+            base,
+            candidates,
+            k,
+            self_index[start : start + len(chunk)] if leave_out else None,
         )
     return result
 
@@ -142,7 +159,7 @@ def _exact_mean(
     base: NDArray[np.float32],
     candidates: NDArray[np.int64],
     k: int,
-    self_offset: int | None,
+    own_rows: NDArray[np.int64] | None,
 ) -> NDArray[np.float64]:
     """Re-rank candidate neighbours with float64 distances; mean of the ``k`` smallest.
 
@@ -153,7 +170,6 @@ def _exact_mean(
     for column in range(candidates.shape[1]):
         diff = base[candidates[:, column]].astype(np.float64) - query
         distance[:, column] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    if self_offset is not None:
-        own = np.arange(self_offset, self_offset + len(chunk))[:, None]
-        distance = np.where(candidates == own, np.inf, distance)
+    if own_rows is not None:
+        distance = np.where(candidates == own_rows[:, None], np.inf, distance)
     return np.sort(distance, axis=1)[:, :k].mean(axis=1)

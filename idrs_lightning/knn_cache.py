@@ -85,15 +85,28 @@ def cached_mean_knn_distance(
     k: int,
     *,
     exclude_self: bool = False,
+    self_index: NDArray[np.int64] | None = None,
     **search_options: object,
 ) -> NDArray[np.float64]:
-    """:func:`~idrs_lightning.knn.mean_knn_distance`, read from or written to ``cache_dir``."""
-    key = cache_key(query_identity, reference_identity, k, exclude_self)
+    """:func:`~idrs_lightning.knn.mean_knn_distance`, read from or written to ``cache_dir``.
+
+    With ``self_index`` the queries are those database rows; their digest joins the key.
+    """
+    leave_out = exclude_self or self_index is not None
+    if self_index is not None:
+        digest = hashlib.blake2b(np.asarray(self_index, dtype=np.int64).tobytes(), digest_size=16)
+        query_identity = f"{query_identity}:rows={digest.hexdigest()}"
+    key = cache_key(query_identity, reference_identity, k, leave_out)
     path = cache_path(cache_dir, key)
     distances = _load(path, key, len(queries))
     if distances is None:
         distances = mean_knn_distance(
-            queries, database, k, exclude_self=exclude_self, **search_options
+            queries,
+            database,
+            k,
+            exclude_self=exclude_self,
+            self_index=self_index,
+            **search_options,
         )
         _save(path, key, distances)
         log.info("kNN distances for %s (k=%d) cached in %s", query_identity, k, path)

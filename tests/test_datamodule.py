@@ -97,3 +97,13 @@ def test_k_larger_than_training_set_fails_before_knn(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"k \(5000\) must be smaller than the training set"):
         dm.setup("fit")
     assert not (tmp_path / "knn-cache").exists()
+
+
+def test_m_from_a_seeded_sample_of_the_training_set(tmp_path) -> None:
+    dm = _module(tmp_path, r=0.05, trr=0.0, m="mean", m_sample_size=300)
+    dm.setup("fit")
+    train = load_split("digits", "train", tmp_path)
+    rows = np.sort(np.random.default_rng(0).choice(len(train.y), 300, replace=False))
+    leave_one_out = _brute_mean_knn(train.x, train.x, 5, leave_out=True)
+    assert dm.hparams["m_resolved"] == pytest.approx(leave_one_out[rows].mean(), rel=1e-12)
+    assert "train" not in dm.distances  # constant-noise training needs no training sigma

@@ -123,3 +123,12 @@ def test_corrupt_or_stale_cache_is_rebuilt(tmp_path, images) -> None:
         cached_mean_knn_distance(tmp_path, queries, "q", database, "ref", 3), got
     )
     assert not list(tmp_path.glob("*.tmp")), "no temporary files left behind"
+
+
+def test_self_index_leaves_out_sampled_training_rows(images) -> None:
+    _, database = images
+    rows = np.array([3, 17, 250, 299])
+    got = mean_knn_distance(database[rows], database, 5, self_index=rows, backend="torch")
+    np.testing.assert_allclose(got, _brute_force(database, database, 5, True)[rows], rtol=1e-12)
+    with pytest.raises(ValueError, match="self_index must hold one database row per query"):
+        mean_knn_distance(database[rows], database, 5, self_index=rows[:2])

@@ -14,6 +14,7 @@ the paper do); :meth:`certification_subset` is the fixed, class-stratified subse
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -57,6 +58,10 @@ class SmoothingDataModule(pl.LightningDataModule):
             models with a slightly increased constant level, e.g. 0.126 for 0.12).
         k, m, sigma_min, sigma_max: the kNN design of Eq. 1 (``m`` a number, "min" or "mean"
             of the training set's kNN mean distances, Appendix E.1).
+        m_sample_size: when ``m`` is "min"/"mean" and training uses constant noise, ``m`` is
+            taken over this many training points (seeded; leave-one-out against the whole
+            training set) instead of all of them; ``None``: all. Training at a rate ``trr > 0``
+            needs every training distance anyway, and then all are used.
         batch_size, num_workers: data loading.
         eval_subset_size, eval_seed: the class-stratified subset to certify.
         cache_dir: kNN distance cache (default ``root/knn-cache``).
@@ -81,6 +86,7 @@ class SmoothingDataModule(pl.LightningDataModule):
         m: MChoice = "mean",
         sigma_min: float | None = None,
         sigma_max: float | None = None,
+        m_sample_size: int | None = 5000,
         batch_size: int = 128,
         num_workers: int = 0,
         eval_subset_size: int = 500,
@@ -95,6 +101,8 @@ class SmoothingDataModule(pl.LightningDataModule):
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if m_sample_size is not None and m_sample_size < 1:
+            raise ValueError(f"m_sample_size must be at least 1 or None, got {m_sample_size}")
         if eval_subset_size < 1:
             raise ValueError(f"eval_subset_size must be at least 1, got {eval_subset_size}")
         self.save_hyperparameters()
@@ -146,25 +154,48 @@ class SmoothingDataModule(pl.LightningDataModule):
         self.labels = {"train": train.y, "test": test.y}
 
     def _compute_distances(self, train: ArraySplit, test: ArraySplit) -> None:
-        options = {"backend": self.hparams.knn_backend}
-        k = self.hparams.k
-        self.distances["train"] = cached_mean_knn_distance(
-            self.cache_dir,
-            train.x,
-            train.identity,
-            train.x,
-            train.identity,
-            k,
-            exclude_self=True,
-            **options,
-        )
-        self.distances["test"] = cached_mean_knn_distance(
-            self.cache_dir, test.x, test.identity, train.x, train.identity, k, **options
-        )
-        self.test_sigma = self.test_sigma.with_m_from(self.distances["train"])
-        self.train_sigma = self.train_sigma.with_m_from(self.distances["train"])
+        def distances(queries: ArraySplit, **leave_out: object) -> np.ndarray:
+            return cached_mean_knn_distance(
+                self.cache_dir,
+                queries.x,
+                queries.identity,
+                train.x,
+                train.identity,
+                self.hparams.k,
+                backend=self.hparams.knn_backend,
+                **leave_out,
+            )
+
+        if self.test_sigma.rate > 0:
+            self.distances["test"] = distances(test)
+        if self.train_sigma.rate > 0:
+            self.distances["train"] = distances(train, exclude_self=True)
+        if isinstance(self.test_sigma.m, str):
+            self._choose_m(train, distances)
+
+    def _choose_m(self, train: ArraySplit, distances: Callable[..., np.ndarray]) -> None:
+        """Resolve m = min / mean of training kNN distances (leave-one-out), App. E.1."""
+        sample = self.hparams.m_sample_size
+        if "train" in self.distances or sample is None or sample >= len(train.y):
+            reference = self.distances.get("train")
+            if reference is None:
+                reference = distances(train, exclude_self=True)
+            used = len(train.y)
+        else:
+            rows = np.sort(np.random.default_rng(0).choice(len(train.y), sample, replace=False))
+            subset = ArraySplit(train.x[rows], train.y[rows], train.num_classes, train.identity)
+            reference = distances(subset, self_index=rows)
+            used = sample
+        self.test_sigma = self.test_sigma.with_m_from(reference)
+        self.train_sigma = self.train_sigma.with_m_from(reference)
         self.hparams["m_resolved"] = self.test_sigma.m
-        log.info("kNN sigma: k=%d, m=%s (chosen: %.6g)", k, self.hparams.m, self.test_sigma.m)
+        log.info(
+            "kNN sigma: k=%d, m=%s over %d training points -> %.6g",
+            self.hparams.k,
+            self.hparams.m,
+            used,
+            self.test_sigma.m,
+        )
 
     def _with_sigma(self, data: ArraySplit, split: str, design: KnnSigma) -> SigmaDataset:
         if design.rate > 0:
