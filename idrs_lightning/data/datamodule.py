@@ -189,6 +189,9 @@ class SmoothingDataModule(pl.LightningDataModule):
         self.test_sigma = self.test_sigma.with_m_from(reference)
         self.train_sigma = self.train_sigma.with_m_from(reference)
         self.hparams["m_resolved"] = self.test_sigma.m
+        if self.trainer is not None:  # record the chosen value with the run
+            for logger in self.trainer.loggers:
+                logger.log_hyperparams({"m_resolved": self.test_sigma.m})
         log.info(
             "kNN sigma: k=%d, m=%s over %d training points -> %.6g",
             self.hparams.k,

@@ -1,0 +1,132 @@
+"""train.py end to end: configs, real runs (offline W&B, CSV, checkpoints), resume, DDP, errors."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from idrs_lightning.training import BaseClassifierModule
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+FAST = [
+    "--data.dataset=digits",
+    "--data.k=5",
+    "--data.batch_size=128",
+    "--model.model=mlp",
+    "--trainer.max_epochs=1",
+    "--trainer.accelerator=cpu",
+    "--trainer.enable_progress_bar=false",
+]
+
+
+def _train(tmp_path: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("IDRS_RUN_DIR", None)
+    command = [sys.executable, str(ROOT / "train.py"), "fit", f"--runs_dir={tmp_path / 'runs'}"]
+    return subprocess.run(
+        [*command, *FAST, f"--data.root={tmp_path / 'data'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_parses_and_instantiates(config: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
+    sys.path.insert(0, str(ROOT))
+    try:
+        from train import main
+    finally:
+        sys.path.remove(str(ROOT))
+    cli = main(["--config", str(config), f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
+    assert cli.datamodule.hparams.dataset in config.read_text()
+    assert cli.trainer.max_epochs >= 1
+
+
+def test_run_writes_logs_checkpoints_and_resumes(tmp_path) -> None:
+    first = _train(tmp_path, "--run_name=first", "--data.r=0.05", "--data.trr=0.02")
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "runs" / "first"
+    assert (run / "config.yaml").exists()
+    assert list((run / "wandb").glob("offline-run-*")), "an offline W&B run for `wandb sync`"
+    metrics = (run / "csv" / "metrics.csv").read_text()
+    assert "val/acc_clean" in metrics and "val/acc_noisy" in metrics
+    hparams = (run / "csv" / "hparams.yaml").read_text()
+    assert "m_resolved" in hparams and "trr: 0.02" in hparams
+    last = run / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    module = BaseClassifierModule.load_from_checkpoint(last, weights_only=True)
+    assert module(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+    resumed = _train(
+        tmp_path, "--run_name=resumed", "--trainer.max_epochs=2", f"--ckpt_path={last}"
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = torch.load(
+        tmp_path / "runs" / "resumed" / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    assert state["epoch"] == 1, "resumed after the first epoch and ran the second"
+
+
+def test_parallel_runs_get_their_own_directories(tmp_path) -> None:
+    runs = [_train(tmp_path, "--trainer.limit_train_batches=1") for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr[-2000:]
+    directories = list((tmp_path / "runs").iterdir())
+    assert len(directories) == 2
+    assert all((d / "config.yaml").exists() for d in directories)
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("--data.r=-0.5", "r must be a non-negative number"),
+        ("--data.sigma_b=0", "sigma_b must be a positive number"),
+        ("--model.lr=0", "lr must be positive"),
+        ("--data.dataset=imagenet", "dataset must be one of"),
+        ("--model.lr=fast", "model.lr"),
+    ],
+)
+def test_bad_values_fail_before_training(
+    tmp_path, monkeypatch, capsys, argument: str, message: str
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
+    sys.path.insert(0, str(ROOT))
+    try:
+        from train import main
+    finally:
+        sys.path.remove(str(ROOT))
+    with pytest.raises((ValueError, SystemExit)) as error:
+        main([*FAST, f"--runs_dir={tmp_path}", argument], run=False)
+    assert message in str(error.value) + capsys.readouterr().err
+    assert not list(tmp_path.glob("*/checkpoints"))
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tmp_path) -> None:
+    result = _train(
+        tmp_path,
+        "--run_name=ddp",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--data.r=0.05",
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "runs" / "ddp"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"], "one shared run dir"
+    module = BaseClassifierModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert module(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    with (run / "csv" / "metrics.csv").open() as file:
+        rows = [row for row in csv.DictReader(file) if row["val/acc_clean"]]
+    assert len(rows) == 1, "one validation row per epoch, logged by rank 0 only"
+    assert 0.0 <= float(rows[0]["val/acc_clean"]) <= 1.0

@@ -1,0 +1,35 @@
+"""Train a base classifier for (input-dependent) randomized smoothing.
+
+    python train.py fit                                   # small Fashion-MNIST default
+    python train.py fit --config configs/cifar10_resnet110.yaml --data.sigma_b=0.25
+    python train.py fit --data.trr=0.04 --model.lr=0.05 --trainer.max_epochs=3
+
+Every hyperparameter is a LightningCLI option (``python train.py fit --help``); each run
+writes its config, CSV logs, an offline W&B run and checkpoints to its own ``runs/<name>``.
+"""
+
+from pathlib import Path
+
+from idrs_lightning.cli import TrainingCLI
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.training import BaseClassifierModule
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "fashion_mnist.yaml"
+
+
+def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
+    """Parse ``args`` (default: the command line) and, with ``run``, execute the subcommand."""
+    defaults = {"default_config_files": [str(DEFAULT_CONFIG)]}
+    return TrainingCLI(
+        BaseClassifierModule,
+        SmoothingDataModule,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"fit": defaults} if run else defaults,
+        args=args,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    main()
