@@ -128,3 +128,11 @@ def test_cohen_radius_two_sided_and_abstain() -> None:
     assert cohen_radius(0.5, 0.4) == 0.0
     with pytest.raises(ValueError, match="p_a \\+ p_b must not exceed 1"):
         cohen_radius(0.5, 0.9, 0.2)
+
+
+def test_vanishing_rate_is_cohen_not_an_overflow() -> None:
+    # r sigma0 = 1e-160: the worst-case balls are half-spaces to double precision; the radius
+    # is Cohen's less the 1e-7 probability slack (about 5e-8 relative here).
+    radius = idrs_radius(1.0, 1e-160, 3072, 0.9)
+    assert radius <= cohen_radius(1.0, 0.9)
+    assert radius == pytest.approx(cohen_radius(1.0, 0.9), rel=1e-7)

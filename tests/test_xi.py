@@ -82,3 +82,9 @@ def test_wrong_side_and_bad_values() -> None:
         xi_less(0.1, 1.0, 0.9, 10, 0.9)
     with pytest.raises(ValueError, match="a must lie in"):
         xi_less(-0.1, 1.0, 1.1, 10, 0.9)
+
+
+def test_quantile_never_steps_past_the_top_of_the_range() -> None:
+    # The p_b-ball here is a sliver just below sup S; a step past sup gave xi = 0 (certified)
+    # where Theorem 3 gives 1 - 7.6e-12 (mpmath reference, tests/reference).
+    assert xi_greater(5.570175, 1.0, 1e-6, 1, 1 - 1e-12) == pytest.approx(0.999999999992413)

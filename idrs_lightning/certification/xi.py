@@ -20,6 +20,11 @@ These are Theorem 3's non-central chi-square expressions (non-centrality
 ``sigma_i^2 a^2 / (sigma0^2 - sigma1^2)^2``) without the ``1 / eps^2`` blow-up: at ``a = 0``
 they are central chi-square probabilities, and at ``eps = 0`` the set is Cohen et al.'s
 half-space, so both xi tend to ``Phi(a / sigma0 - PhiInv(p_a))`` as ``sigma1 -> sigma0``.
+
+Known limit: for ``sigma1 << sigma0``, tiny ``p_b`` and ``N <= 3`` the ball B can be a sliver
+whose threshold lies within a few ulp of the top of S's range; ``tau`` cannot resolve it and
+xi_> loses accuracy there (e.g. ``N = 1, a = 0.3, sigma1 / sigma0 = 0.5, p_b = 1e-12``). The
+radius of :mod:`.radius` never evaluates such balls: they hold half of the ``P_1`` mass.
 """
 
 from __future__ import annotations
