@@ -63,7 +63,7 @@ def test_xi_functions_to_1e8_relative() -> None:
 
 def test_radius_is_sound_and_within_1e4_of_the_reference() -> None:
     rows = _rows("radius")
-    assert {row["dim"] for row in rows} >= {2, 60, 784, 3072}
+    assert {row["dim"] for row in rows} >= {2, 60, 784, 3072, 150528}
     for row in rows:
         ours = float(idrs_radius(row["sigma0"], row["r"], row["dim"], row["p_a"]))
         reference = row["radius"]
@@ -106,3 +106,9 @@ def test_radius_live_against_mpmath(dim: int, r: float, p_a: float) -> None:
     reference = float(ref.idrs_radius(0.5, r, dim, p_a, rel_tol=1e-8))
     ours = float(idrs_radius(0.5, r, dim, p_a))
     assert reference * (1 - 1e-4) <= ours <= reference * (1 + 1e-8)
+
+
+def test_both_ncx2_tails_sum_to_one_at_imagenet_dimension() -> None:
+    df, nc = 150528, 2500.0
+    x = df + nc + np.linspace(-6.0, 6.0, 13) * np.sqrt(2 * df + 4 * nc)
+    np.testing.assert_allclose(ncx2_cdf(x, df, nc) + ncx2_sf(x, df, nc), 1.0, rtol=0, atol=1e-10)
