@@ -4,6 +4,7 @@ import csv
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,16 +39,20 @@ def _train(tmp_path: Path, *args: str, timeout: int = 240) -> subprocess.Complet
     )
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_every_config_parses_and_instantiates(config: Path, tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def train_main(monkeypatch) -> Callable:
+    """train.main, in-process, with W&B offline and no inherited run directory."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
-    sys.path.insert(0, str(ROOT))
-    try:
-        from train import main
-    finally:
-        sys.path.remove(str(ROOT))
-    cli = main(["--config", str(config), f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
+    monkeypatch.syspath_prepend(str(ROOT))
+    from train import main
+
+    return main
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_parses_and_instantiates(config: Path, tmp_path, train_main) -> None:
+    cli = train_main(["--config", str(config), f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
     assert cli.datamodule.hparams.dataset in config.read_text()
     assert cli.trainer.max_epochs >= 1
 
@@ -96,17 +101,10 @@ def test_parallel_runs_get_their_own_directories(tmp_path) -> None:
     ],
 )
 def test_bad_values_fail_before_training(
-    tmp_path, monkeypatch, capsys, argument: str, message: str
+    tmp_path, train_main, capsys, argument: str, message: str
 ) -> None:
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
-    sys.path.insert(0, str(ROOT))
-    try:
-        from train import main
-    finally:
-        sys.path.remove(str(ROOT))
     with pytest.raises((ValueError, SystemExit)) as error:
-        main([*FAST, f"--runs_dir={tmp_path}", argument], run=False)
+        train_main([*FAST, f"--runs_dir={tmp_path}", argument], run=False)
     assert message in str(error.value) + capsys.readouterr().err
     assert not list(tmp_path.glob("*/checkpoints"))
 
