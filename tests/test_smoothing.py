@@ -1,0 +1,85 @@
+"""Smooth: PREDICT / CERTIFY on a base classifier whose smoothed probabilities are known."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from idrs_lightning.certification import cohen_radius
+from idrs_lightning.smoothing import ABSTAIN, Smooth
+
+
+class HalfSpace(nn.Module):
+    """f(x) = 1 if x_0 > 0 else 0: the smoothed P(f = 1) at x is Phi(x_0 / sigma) exactly."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = x.reshape(len(x), -1)[:, 0]
+        return torch.stack([-first, first], dim=1)
+
+
+def _point(margin: float, dim: int = 64) -> torch.Tensor:
+    x = torch.zeros(dim)
+    x[0] = margin
+    return x
+
+
+def test_certificate_is_below_the_true_radius() -> None:
+    # The smoothed half-space is constant exactly within distance `margin` of x.
+    smooth = Smooth(HalfSpace(), num_classes=2, batch_size=500)
+    for margin in (0.1, 0.3, 0.6):
+        cert = smooth.certify(_point(margin), sigma=0.25, n0=100, n=20_000, alpha=0.001, index=1)
+        true_p_a = stats.norm.cdf(margin / 0.25)
+        assert cert.prediction == 1
+        assert cert.p_a_lower <= true_p_a
+        assert 0 < cert.radius <= margin
+        assert cert.radius == pytest.approx(float(cohen_radius(0.25, cert.p_a_lower)))
+        assert cert.counts.sum() == 20_000
+
+
+def test_input_dependent_radius_is_smaller_than_cohens() -> None:
+    constant = Smooth(HalfSpace(), num_classes=2)
+    varying = Smooth(HalfSpace(), num_classes=2, rate=0.5)
+    x = _point(0.5)
+    a = constant.certify(x, 0.25, 100, 10_000, 0.001, index=7)
+    b = varying.certify(x, 0.25, 100, 10_000, 0.001, index=7)
+    assert a.p_a_lower == b.p_a_lower  # same noise, same counts
+    assert 0 < b.radius < a.radius
+
+
+def test_counts_do_not_depend_on_batch_size_or_restarts() -> None:
+    x = _point(0.05)
+    counts = [
+        Smooth(HalfSpace(), 2, batch_size=size).certify(x, 0.5, 100, 1_050, 0.01, index=3).counts
+        for size in (100, 300, 1_000, 5_000)
+    ]
+    assert all(np.array_equal(counts[0], other) for other in counts[1:])
+    again = Smooth(HalfSpace(), 2).certify(x, 0.5, 100, 1_050, 0.01, index=3).counts
+    assert np.array_equal(counts[0], again)
+    other_input = Smooth(HalfSpace(), 2).certify(x, 0.5, 100, 1_050, 0.01, index=4).counts
+    assert not np.array_equal(counts[0], other_input)
+
+
+def test_predict_abstains_on_the_boundary_and_answers_far_from_it() -> None:
+    smooth = Smooth(HalfSpace(), num_classes=2)
+    assert smooth.predict(_point(0.0), sigma=0.25, n=1_000, alpha=0.001, index=0) == ABSTAIN
+    assert smooth.predict(_point(-1.0), sigma=0.25, n=1_000, alpha=0.001, index=0) == 0
+
+
+def test_low_confidence_abstains() -> None:
+    cert = Smooth(HalfSpace(), 2).certify(_point(0.001), 0.5, 100, 200, 0.001, index=0)
+    assert cert.prediction == ABSTAIN and cert.radius == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n0": 500, "n": 100}, r"n0 \(500\) must not exceed n \(100\)"),
+        ({"alpha": 1.5}, r"alpha must lie in \(0, 1\)"),
+        ({"sigma": 0.0}, "sigma must be positive"),
+    ],
+)
+def test_bad_sampling_arguments(kwargs: dict, message: str) -> None:
+    arguments = {"sigma": 0.25, "n0": 10, "n": 100, "alpha": 0.01, "index": 0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        Smooth(HalfSpace(), 2).certify(_point(0.1), **arguments)
