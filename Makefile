@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup data test lint bench
+.PHONY: setup data test lint bench demo
 
 # Dependencies are installed once per pyproject.toml; the package itself is (re)linked each
 # time so that a shared environment can serve several checkouts.
@@ -32,3 +32,18 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/radius.py
+
+# The main job: train the small Fashion-MNIST default, certify 200 test inputs with IDRS and
+# with constant sigma, print both tables, write plots, a comparison and offline W&B runs.
+DEMO := runs/demo
+CERTIFY := --n 2000 --n0 64 --eval-subset-size 200
+
+demo: setup
+	$(BIN)/python train.py fit --run_name=demo --trainer.enable_progress_bar=false
+	rm -rf $(DEMO)/certify-idrs $(DEMO)/certify-constant
+	$(BIN)/python certify.py $(DEMO)/checkpoints/last.ckpt $(DEMO)/certify-idrs $(CERTIFY)
+	$(BIN)/python certify.py $(DEMO)/checkpoints/last.ckpt $(DEMO)/certify-constant \
+	    $(CERTIFY) --constant
+	$(BIN)/python -m idrs_lightning.compare $(DEMO)/certify-idrs $(DEMO)/certify-constant \
+	    --output $(DEMO)/comparison
+	@echo "results, plots and offline W&B runs are in $(DEMO)/"

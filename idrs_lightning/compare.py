@@ -1,0 +1,64 @@
+"""Compare certification runs: one figure of their curves and a table of their figures.
+
+    python -m idrs_lightning.compare out/idrs out/cohen --output out/comparison
+
+reads each directory's ``results.tsv`` and ``summary.json`` (written by ``certify.py``) and
+writes ``<output>.png`` (certified accuracy against radius, like the paper's Figure 4) and
+``<output>.md`` (clean accuracy, abstention, ACR and class-wise std side by side, like its
+Tables 2 and 3), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .report import plot_certified_accuracy
+from .results import read_results
+
+
+def comparison_table(summaries: dict[str, dict]) -> str:
+    """Markdown table of the headline figures of several runs."""
+    lines = [
+        "| run | clean accuracy | abstention | misclassified | ACR | class-wise std | n |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in summaries.items():
+        lines.append(
+            f"| {name} | {s['clean_accuracy']:.3f} | {s['abstention_rate']:.3f} | "
+            f"{s['misclassification_rate']:.3f} | {s['average_certified_radius']:.3f} | "
+            f"{s['class_accuracy_std']:.4f} | {s['count']} |"
+        )
+    return "\n".join(lines)
+
+
+def compare(runs: list[Path], output: Path) -> str:
+    summaries = {}
+    curves = {}
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        name = summary.get("name") or run.name
+        results = read_results(run / "results.tsv")
+        summaries[name] = summary
+        curves[name] = (results["radius"], results["correct"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    plot_certified_accuracy(curves, output.with_suffix(".png"))
+    table = comparison_table(summaries)
+    output.with_suffix(".md").write_text(table + "\n")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="output directories of certify.py")
+    parser.add_argument("--output", type=Path, required=True, help="path without suffix")
+    args = parser.parse_args(argv)
+    missing = [str(run) for run in args.runs if not (run / "summary.json").is_file()]
+    if missing:
+        parser.error(f"no summary.json in: {', '.join(missing)}")
+    print(compare(args.runs, args.output))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Per-input certification results as a TSV file that survives interruption.
+
+Columns are Cohen et al.'s ``idx label predict radius correct time`` followed by ``sigma``,
+``pA_lower`` and ``counts`` (the estimation counts, comma-separated), so one reader serves both.
+Every row is written and flushed as soon as it is produced. Reopening a file for the same run
+keeps every complete row, drops a torn last line (a kill mid-write), and reports which indices
+are done, so a restarted run continues after the last complete row.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "sigma", "pA_lower", "counts")
+HEADER = "\t".join(COLUMNS) + "\n"
+
+
+def _repair(path: Path) -> None:
+    """Cut a last line that lacks its newline (the row being written when the run died)."""
+    with path.open("rb+") as file:
+        data = file.read()
+        if data and not data.endswith(b"\n"):
+            file.truncate(data.rfind(b"\n") + 1)
+
+
+class ResultsWriter:
+    """Appends rows to ``path``; ``done`` holds the indices already in the file.
+
+    Raises:
+        ValueError: when ``path`` exists but is not a results file of this format (its header
+            differs); the file is left untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.done: set[int] = set()
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open() as file:
+                header = file.readline()
+            if header != HEADER:
+                raise ValueError(
+                    f"{self.path} exists and is not a results file of this format; "
+                    "choose another output directory"
+                )
+            _repair(self.path)
+            self.done = {int(row["idx"]) for row in read_rows(self.path)}
+            self._file: TextIO = self.path.open("a")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w")
+            self._file.write(HEADER)
+            self._file.flush()
+
+    def write(self, **row: object) -> None:
+        self._file.write("\t".join(str(row[column]) for column in COLUMNS) + "\n")
+        self._file.flush()
+        self.done.add(int(row["idx"]))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Complete rows of a results file (also Cohen et al.'s six-column logs)."""
+    with Path(path).open(newline="") as file:
+        lines = [line for line in file if line.endswith("\n")]
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def read_results(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Columns as arrays, sorted by ``idx``: idx, label, predict, radius, correct (+ sigma)."""
+    rows = sorted(read_rows(path), key=lambda row: int(row["idx"]))
+    columns = {
+        "idx": np.array([int(r["idx"]) for r in rows], dtype=np.int64),
+        "label": np.array([int(r["label"]) for r in rows], dtype=np.int64),
+        "predict": np.array([int(r["predict"]) for r in rows], dtype=np.int64),
+        "radius": np.array([float(r["radius"]) for r in rows]),
+        "correct": np.array([int(r["correct"]) for r in rows], dtype=bool),
+    }
+    if rows and "sigma" in rows[0]:
+        columns["sigma"] = np.array([float(r["sigma"]) for r in rows])
+    return columns
+
+
+def merge(parts: list[Path], target: Path) -> None:
+    """Rows of several shard files, sorted by index, into one results file (atomically)."""
+    rows = sorted((row for part in parts for row in read_rows(part)), key=lambda r: int(r["idx"]))
+    temporary = target.with_suffix(".tmp")
+    with temporary.open("w") as file:
+        file.write(HEADER)
+        for row in rows:
+            file.write("\t".join(row[column] for column in COLUMNS) + "\n")
+    os.replace(temporary, target)
