@@ -36,7 +36,7 @@ bench: setup
 # The main job: train the small Fashion-MNIST default, certify 200 test inputs with IDRS and
 # with constant sigma, print both tables, write plots, a comparison and offline W&B runs.
 DEMO := runs/demo
-CERTIFY := --n 2000 --n0 64 --eval-subset-size 200
+CERTIFY := --N 2000 --N0 64 --eval-subset-size 200
 
 demo: setup
 	$(BIN)/python train.py fit --run_name=demo --trainer.enable_progress_bar=false

@@ -1,6 +1,6 @@
 """Certify a trained checkpoint with randomized smoothing (constant sigma or IDRS).
 
-    python certify.py runs/<run>/checkpoints/last.ckpt out/idrs --n 100000
+    python certify.py runs/<run>/checkpoints/last.ckpt out/idrs --N 100000
     python certify.py runs/<run>/checkpoints/last.ckpt out/cohen --constant
     torchrun --nproc_per_node 2 certify.py CKPT out/idrs        # shards inputs across processes
 
@@ -21,8 +21,9 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a checkpoint written by train.py")
     parser.add_argument("out", help="output directory (reused to resume)")
-    parser.add_argument("--n0", type=int, default=100, help="selection samples")
-    parser.add_argument("--n", type=int, default=100_000, help="estimation samples")
+    # Cohen et al.'s names; "--n" would also clash with torchrun's option prefixes.
+    parser.add_argument("--N0", dest="n0", type=int, default=100, help="selection samples")
+    parser.add_argument("--N", dest="n", type=int, default=100_000, help="estimation samples")
     parser.add_argument("--alpha", type=float, default=0.001, help="failure probability")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="noise seed (with the input index)")
