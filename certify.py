@@ -35,6 +35,13 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     parser.add_argument("--constant", action="store_true", help="constant sigma_b (Cohen et al.)")
     parser.add_argument("--radii", type=float, nargs="+", help="radii of the summary table")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("32", "bf16", "16"),
+        default="32",
+        help="autocast dtype of the base classifier (the certificate is for it as evaluated)",
+    )
+    parser.add_argument("--channels-last", action="store_true", help="channels-last batches")
     parser.add_argument("--name", default="", help="label in tables and plots")
     parser.add_argument("--wandb-project", default="idrs-lightning")
     data = parser.add_argument_group("data and sigma(x) overrides (default: the training run's)")

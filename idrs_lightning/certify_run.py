@@ -32,7 +32,7 @@ from .training import BaseClassifierModule
 
 log = logging.getLogger(__name__)
 
-DATA_OVERRIDES = ("sigma_b", "r", "k", "m", "sigma_min", "sigma_max", "root", "eval_subset_size")
+_AUTOCAST = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
 @dataclass
@@ -50,6 +50,8 @@ class CertifyConfig:
     constant: bool = False
     radii: list[float] | None = None
     device: str = "auto"
+    precision: str = "32"  # "32", "bf16" or "16": autocast dtype of the base classifier
+    channels_last: bool = False
     name: str = ""
     wandb_project: str = "idrs-lightning"
     data: dict[str, object] = field(default_factory=dict)
@@ -62,6 +64,10 @@ class CertifyConfig:
             raise ValueError(f"n0 ({self.n0}) must not exceed n ({self.n})")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
+        if self.precision not in _AUTOCAST:
+            raise ValueError(
+                f"precision must be one of {sorted(_AUTOCAST)}, got {self.precision!r}"
+            )
         if self.batch_size < 100:
             raise ValueError(f"batch_size must be at least 100, got {self.batch_size}")
         r = self.data.get("r")
@@ -136,7 +142,13 @@ def run_certification(config: CertifyConfig) -> dict | None:
     device = _device(config.device)
     classifier = module.classifier.to(device).eval()
     smooth = Smooth(
-        classifier, module.hparams.num_classes, datamodule.rate, config.batch_size, config.seed
+        classifier,
+        module.hparams.num_classes,
+        datamodule.rate,
+        config.batch_size,
+        config.seed,
+        autocast_dtype=_AUTOCAST[config.precision],
+        channels_last=config.channels_last,
     )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -83,3 +83,16 @@ def test_bad_sampling_arguments(kwargs: dict, message: str) -> None:
     arguments = {"sigma": 0.25, "n0": 10, "n": 100, "alpha": 0.01, "index": 0} | kwargs
     with pytest.raises(ValueError, match=message):
         Smooth(HalfSpace(), 2).certify(_point(0.1), **arguments)
+
+
+def test_reduced_precision_and_channels_last_certify_the_classifier_as_evaluated() -> None:
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    x = torch.rand(1, 8, 8)
+    plain = Smooth(conv, 2).certify(x, 0.25, 100, 2_000, 0.01, index=5)
+    fast = Smooth(conv, 2, autocast_dtype=torch.bfloat16, channels_last=True).certify(
+        x, 0.25, 100, 2_000, 0.01, index=5
+    )
+    assert fast.counts.sum() == 2_000
+    # bfloat16 may flip a few borderline votes, never many.
+    assert np.abs(fast.counts - plain.counts).sum() <= 0.02 * 2_000
