@@ -1,6 +1,7 @@
 """train.py end to end: configs, real runs (offline W&B, CSV, checkpoints), resume, DDP, errors."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -128,3 +129,31 @@ def test_ddp_with_two_cpu_processes(tmp_path) -> None:
         rows = [row for row in csv.DictReader(file) if row["val/acc_clean"]]
     assert len(rows) == 1, "one validation row per epoch, logged by rank 0 only"
     assert 0.0 <= float(rows[0]["val/acc_clean"]) <= 1.0
+
+
+@pytest.mark.slow
+def test_certification_callback_under_ddp(tmp_path) -> None:
+    config = tmp_path / "callback.yaml"
+    config.write_text(
+        "trainer:\n"
+        "  callbacks:\n"
+        "    - class_path: callbacks.certification.CertificationCallback\n"
+        "      init_args: {num_examples: 11, n0: 16, n: 128}\n"
+    )
+    result = _train(
+        tmp_path,
+        f"--config={config}",
+        "--run_name=ddp",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--data.r=0.05",
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "runs" / "ddp"
+    summary = json.loads((run / "certification" / "epoch_0.json").read_text())
+    assert summary["count"] == 11, "both ranks' shards gathered"
+    with (run / "csv" / "metrics.csv").open() as file:
+        rows = [row for row in csv.DictReader(file) if row.get("certify/clean_accuracy")]
+    assert len(rows) == 1, "logged once"
+    assert float(rows[0]["certify/clean_accuracy"]) == pytest.approx(summary["clean_accuracy"])

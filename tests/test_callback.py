@@ -1,0 +1,78 @@
+"""CertificationCallback in a real (small) training run."""
+
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from callbacks.certification import CertificationCallback
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.training import BaseClassifierModule
+
+
+def _fit(tmp_path, callback: CertificationCallback, epochs: int = 2) -> tuple[pl.Trainer, dict]:
+    pl.seed_everything(0)
+    datamodule = SmoothingDataModule(
+        "digits", root=str(tmp_path / "data"), sigma_b=0.25, r=0.05, k=5, batch_size=128
+    )
+    module = BaseClassifierModule("lenet", lr=0.05)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path),
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        limit_train_batches=3,
+    )
+    trainer.fit(module, datamodule)
+    return trainer, dict(trainer.callback_metrics)
+
+
+def test_logs_certification_every_n_epochs(tmp_path) -> None:
+    callback = CertificationCallback(every_n_epochs=2, num_examples=20, n0=16, n=128)
+    _, metrics = _fit(tmp_path, callback, epochs=2)
+    assert 0.0 <= float(metrics["certify/clean_accuracy"]) <= 1.0
+    assert "certify/accuracy_at_0.25" in metrics and "certify/class_accuracy_std" in metrics
+    files = sorted((tmp_path / "lightning_logs" / "version_0" / "certification").glob("*.json"))
+    assert [f.name for f in files] == ["epoch_1.json"], "only after the 2nd epoch"
+    summary = json.loads(files[0].read_text())
+    assert summary["count"] == 20
+    assert summary["clean_accuracy"] == pytest.approx(float(metrics["certify/clean_accuracy"]))
+
+
+def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
+    callback = CertificationCallback(num_examples=12, n0=16, n=128)
+    _, first = _fit(tmp_path / "a", callback, epochs=1)
+    _, second = _fit(tmp_path / "b", callback, epochs=1)
+    keys = [k for k in first if k.startswith("certify/")]
+    assert keys and all(float(first[k]) == float(second[k]) for k in keys)
+
+    # Run it directly on a module in training mode: mode and global RNG stay as they were.
+    trainer, _ = _fit(tmp_path / "c", callback, epochs=1)
+    module = trainer.lightning_module.train()
+    rng = torch.get_rng_state()
+    grads = [None if p.grad is None else p.grad.clone() for p in module.parameters()]
+    summary = callback.certify(trainer, module)
+    assert summary["count"] == 12
+    assert module.training
+    assert torch.equal(rng, torch.get_rng_state())
+    for before, p in zip(grads, module.parameters(), strict=True):
+        assert (before is None and p.grad is None) or torch.equal(before, p.grad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"every_n_epochs": 0}, "every_n_epochs must be at least 1"),
+        ({"n0": 100, "n": 10}, "need 1 <= n0 <= n"),
+        ({"alpha": 2.0}, r"alpha must lie in \(0, 1\)"),
+        ({"num_examples": 0}, "num_examples must be at least 1"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CertificationCallback(**kwargs)
