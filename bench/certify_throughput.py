@@ -57,7 +57,7 @@ def main() -> None:
     cert = smooth.certify(x, 0.25, 100, args.n, 0.001, index=1)
     ours = time.perf_counter() - start
     start = time.perf_counter()
-    smooth.radius(x.numel(), 0.25, max(cert.p_a_lower, 0.99))
+    smooth.radii(x.numel(), np.array([0.25]), np.array([max(cert.p_a_lower, 0.99)]))
     radius_time = time.perf_counter() - start
 
     print(f"{args.model}, n = {args.n}, batch {args.batch}, {torch.get_num_threads()} threads")

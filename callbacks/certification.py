@@ -101,15 +101,24 @@ class CertificationCallback(Callback):
         )
         was_training = pl_module.training
         try:
-            for index in shard.tolist():
-                x, y, sigma = dataset[index]
-                cert = smooth.certify(
-                    x.to(pl_module.device), float(sigma), self.n0, self.n, self.alpha, index
+            if len(shard):
+                xs, labels, sigmas = dataset.batch(shard.tolist())
+                certificates = smooth.certify_many(
+                    xs.to(pl_module.device),
+                    sigmas.tolist(),
+                    self.n0,
+                    self.n,
+                    self.alpha,
+                    shard.tolist(),
                 )
                 metrics.update(
-                    y.view(1).to(pl_module.device),
-                    torch.tensor([cert.prediction], device=pl_module.device),
-                    torch.tensor([cert.radius], dtype=torch.float64, device=pl_module.device),
+                    labels.to(pl_module.device),
+                    torch.tensor([c.prediction for c in certificates], device=pl_module.device),
+                    torch.tensor(
+                        [c.radius for c in certificates],
+                        dtype=torch.float64,
+                        device=pl_module.device,
+                    ),
                 )
             summary = metrics.compute()  # gathered across ranks
         finally:

@@ -94,23 +94,48 @@ class Smooth:
             alpha: failure probability.
             index: the input's index in its data set (seeds the noise).
         """
-        _check_sampling(sigma, n0, n, alpha)
-        counts_selection = self._sample_noise(x, sigma, n0, index, _SELECTION)
-        c_a_hat = int(counts_selection.argmax())
-        counts_estimation = self._sample_noise(x, sigma, n, index, _ESTIMATION)
-        n_a = int(counts_estimation[c_a_hat])
-        p_a_lower = float(clopper_pearson_lower(n_a, n, alpha))
-        if p_a_lower <= 0.5:
-            return Certificate(ABSTAIN, 0.0, p_a_lower, counts_estimation, sigma)
-        return Certificate(
-            c_a_hat, self.radius(x.numel(), sigma, p_a_lower), p_a_lower, counts_estimation, sigma
-        )
+        return self.certify_many(x.unsqueeze(0), [sigma], n0, n, alpha, [index])[0]
 
-    def radius(self, dim: int, sigma: float, p_a_lower: float) -> float:
-        """Certified radius: Cohen's for ``rate = 0``, else Theorem 7 at this rate."""
+    def certify_many(
+        self,
+        xs: torch.Tensor,
+        sigmas: list[float],
+        n0: int,
+        n: int,
+        alpha: float,
+        indices: list[int],
+    ) -> list[Certificate]:
+        """:meth:`certify` for several inputs ``xs`` (shape ``[k x ...]``) at once.
+
+        Noisy samples of different inputs share forward passes (worthwhile when ``n`` is small
+        against the batch size) and the radii are computed in one vectorised call; each
+        input's noise and counts are exactly those of :meth:`certify`.
+        """
+        for sigma in sigmas:
+            _check_sampling(sigma, n0, n, alpha)
+        selection = self._counts(xs, sigmas, n0, indices, _SELECTION)
+        estimation = self._counts(xs, sigmas, n, indices, _ESTIMATION)
+        c_a_hat = selection.argmax(axis=1)
+        n_a = estimation[np.arange(len(xs)), c_a_hat]
+        p_a_lower = clopper_pearson_lower(n_a, n, alpha)
+        radius = self.radii(xs[0].numel(), np.asarray(sigmas, dtype=np.float64), p_a_lower)
+        certified = p_a_lower > 0.5
+        return [
+            Certificate(
+                int(c_a_hat[i]) if certified[i] else ABSTAIN,
+                float(radius[i]) if certified[i] else 0.0,
+                float(p_a_lower[i]),
+                estimation[i],
+                float(sigmas[i]),
+            )
+            for i in range(len(xs))
+        ]
+
+    def radii(self, dim: int, sigma: np.ndarray, p_a_lower: np.ndarray) -> np.ndarray:
+        """Certified radii: Cohen's for ``rate = 0``, else Theorem 7 at this rate."""
         if self.rate == 0:
-            return float(cohen_radius(sigma, p_a_lower))
-        return float(idrs_radius(sigma, self.rate, dim, p_a_lower))
+            return cohen_radius(sigma, p_a_lower)
+        return idrs_radius(sigma, self.rate, dim, p_a_lower)
 
     def predict(self, x: torch.Tensor, sigma: float, n: int, alpha: float, index: int) -> int:
         """Cohen et al.'s PREDICT: the top class, or ``ABSTAIN``.
@@ -119,39 +144,47 @@ class Smooth:
         the smoothed classifier's prediction at ``x``.
         """
         _check_sampling(sigma, 1, n, alpha)
-        counts = self._sample_noise(x, sigma, n, index, _PREDICTION)
+        counts = self._counts(x.unsqueeze(0), [sigma], n, [index], _PREDICTION)[0]
         top_two = np.argsort(counts)[::-1][:2]
         n_a, n_b = counts[top_two[0]], counts[top_two[1]]
         if binomial_abstain_test(n_a, n_b, alpha):
             return ABSTAIN
         return int(top_two[0])
 
-    def _sample_noise(
-        self, x: torch.Tensor, sigma: float, num: int, index: int, stage: int
+    def _counts(
+        self, xs: torch.Tensor, sigmas: list[float], num: int, indices: list[int], stage: int
     ) -> np.ndarray:
-        """Class counts of the base classifier on ``num`` noisy copies of ``x``."""
+        """Class counts ``[k x classes]`` of the base classifier on ``num`` noisy copies of
+        each input, whole noise blocks per forward pass, counted on the device."""
         self.base_classifier.eval()
-        counts = torch.zeros(self.num_classes, dtype=torch.long, device=x.device)
         blocks = -(-num // NOISE_BLOCK)
+        tail = num - (blocks - 1) * NOISE_BLOCK  # samples used from each input's last block
+        work = [(i, b) for i in range(len(xs)) for b in range(blocks)]
+        counts = torch.zeros(len(xs) * self.num_classes, dtype=torch.long, device=xs.device)
         autocast = torch.autocast(
-            x.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+            xs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
         )
         with torch.no_grad(), autocast:
-            for first in range(0, blocks, self.blocks_per_batch):
-                noise = torch.cat(
+            for first in range(0, len(work), self.blocks_per_batch):
+                chunk = work[first : first + self.blocks_per_batch]
+                batch = torch.cat(
                     [
-                        self._block_noise(x, index, stage, block)
-                        for block in range(first, min(first + self.blocks_per_batch, blocks))
+                        (xs[i] + sigmas[i] * self._block_noise(xs[i], indices[i], stage, b))[
+                            : tail if b == blocks - 1 else NOISE_BLOCK
+                        ]
+                        for i, b in chunk
                     ]
                 )
-                start = first * NOISE_BLOCK
-                noise = noise[: max(0, min(num - start, len(noise)))]
-                batch = x.unsqueeze(0) + sigma * noise
+                owner = torch.cat(
+                    [torch.full((tail if b == blocks - 1 else NOISE_BLOCK,), i) for i, b in chunk]
+                ).to(xs.device)
                 if self.channels_last and batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 predictions = self.base_classifier(batch).argmax(dim=1)
-                counts += torch.bincount(predictions, minlength=self.num_classes)
-        return counts.cpu().numpy()
+                counts += torch.bincount(
+                    owner * self.num_classes + predictions, minlength=counts.numel()
+                )
+        return counts.view(len(xs), self.num_classes).cpu().numpy()
 
     def _block_noise(self, x: torch.Tensor, index: int, stage: int, block: int) -> torch.Tensor:
         generator = torch.Generator(device=x.device)

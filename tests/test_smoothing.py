@@ -96,3 +96,18 @@ def test_reduced_precision_and_channels_last_certify_the_classifier_as_evaluated
     assert fast.counts.sum() == 2_000
     # bfloat16 may flip a few borderline votes, never many.
     assert np.abs(fast.counts - plain.counts).sum() <= 0.02 * 2_000
+
+
+def test_several_inputs_in_one_pass_match_one_at_a_time() -> None:
+    smooth = Smooth(HalfSpace(), num_classes=2, rate=0.3, batch_size=1_000)
+    xs = torch.stack([_point(m) for m in (-0.4, 0.02, 0.3, 0.9)])
+    sigmas = [0.2, 0.25, 0.3, 0.35]
+    together = smooth.certify_many(xs, sigmas, 50, 250, 0.01, [10, 11, 12, 13])
+    for x, sigma, index, cert in zip(xs, sigmas, [10, 11, 12, 13], together, strict=True):
+        alone = smooth.certify(x, sigma, 50, 250, 0.01, index)
+        assert np.array_equal(cert.counts, alone.counts)
+        assert (cert.prediction, cert.radius, cert.p_a_lower) == (
+            alone.prediction,
+            alone.radius,
+            alone.p_a_lower,
+        )

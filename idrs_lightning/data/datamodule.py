@@ -44,6 +44,11 @@ class SigmaDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index], self.sigma[index]
 
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Several items at once, stacked: ``(x, y, sigma)``."""
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return self.x[rows], self.y[rows], self.sigma[rows]
+
 
 class SmoothingDataModule(pl.LightningDataModule):
     """Data with per-sample sigma for training and certifying smoothed classifiers.
