@@ -39,6 +39,8 @@ class CertificationCallback(Callback):
         batch_size: noisy samples per forward pass.
         seed: fixes the subset and the noise.
         radii: radii of the certified-accuracy table (default: 0 to 3 sigma_b in sigma_b / 4).
+        compare_constant: also certify with constant ``sigma_b`` (Cohen et al.), logged under
+            ``certify_constant/``.
 
     Raises:
         ValueError: for ``every_n_epochs < 1``, ``num_examples < 1``, ``n0 > n`` or ``alpha``
@@ -59,6 +61,7 @@ class CertificationCallback(Callback):
         batch_size: int = 512,
         seed: int = 0,
         radii: list[float] | None = None,
+        compare_constant: bool = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be at least 1, got {every_n_epochs}")
@@ -74,15 +77,24 @@ class CertificationCallback(Callback):
         self.batch_size = batch_size
         self.seed = seed
         self.radii = radii
+        self.compare_constant = compare_constant
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self._log(trainer, pl_module, self.certify(trainer, pl_module))
+        self._log(trainer, pl_module, self.certify(trainer, pl_module), "certify")
+        if self.compare_constant:
+            summary = self.certify(trainer, pl_module, constant=True)
+            self._log(trainer, pl_module, summary, "certify_constant")
 
-    def certify(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
-        """Certify the subset now and return the summary (identical on every rank)."""
+    def certify(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, constant: bool = False
+    ) -> dict:
+        """Certify the subset now and return the summary (identical on every rank).
+
+        With ``constant``, every input uses ``sigma_b`` and Cohen's radius.
+        """
         datamodule = trainer.datamodule
         dataset = datamodule.datasets["test"]
         sigma_b = float(datamodule.hparams.sigma_b)
@@ -95,7 +107,7 @@ class CertificationCallback(Callback):
         smooth = Smooth(
             pl_module.classifier,
             datamodule.num_classes,
-            datamodule.rate,
+            0.0 if constant else datamodule.rate,
             self.batch_size,
             self.seed,
         )
@@ -105,7 +117,7 @@ class CertificationCallback(Callback):
                 xs, labels, sigmas = dataset.batch(shard.tolist())
                 certificates = smooth.certify_many(
                     xs.to(pl_module.device),
-                    sigmas.tolist(),
+                    [sigma_b] * len(shard) if constant else sigmas.tolist(),
                     self.n0,
                     self.n,
                     self.alpha,
@@ -125,19 +137,24 @@ class CertificationCallback(Callback):
             pl_module.train(was_training)
         return summary
 
-    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule, summary: dict) -> None:
+    def _log(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, summary: dict, prefix: str
+    ) -> None:
         scalars = {
-            "certify/clean_accuracy": summary["clean_accuracy"],
-            "certify/abstention_rate": summary["abstention_rate"],
-            "certify/misclassification_rate": summary["misclassification_rate"],
-            "certify/average_certified_radius": summary["average_certified_radius"],
-            "certify/class_accuracy_std": summary["class_accuracy_std"],
+            f"{prefix}/{key}": summary[key]
+            for key in (
+                "clean_accuracy",
+                "abstention_rate",
+                "misclassification_rate",
+                "average_certified_radius",
+                "class_accuracy_std",
+            )
         }
         for radius, accuracy in zip(summary["radii"], summary["certified_accuracy"], strict=True):
-            scalars[f"certify/accuracy_at_{radius:g}"] = accuracy
+            scalars[f"{prefix}/accuracy_at_{radius:g}"] = accuracy
         for label, accuracy in enumerate(summary["per_class_accuracy"]):
             if not np.isnan(accuracy):
-                scalars[f"certify/class_{label}_accuracy"] = accuracy
+                scalars[f"{prefix}/class_{label}_accuracy"] = accuracy
         for name, value in scalars.items():
             pl_module.log(name, float(value), sync_dist=False)
         # trainer.log_dir broadcasts from rank 0: every rank must ask for it.
@@ -145,13 +162,14 @@ class CertificationCallback(Callback):
         if trainer.is_global_zero:
             epoch = trainer.current_epoch
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"epoch_{epoch}.json").write_text(json.dumps(summary, indent=2))
+            suffix = "" if prefix == "certify" else "_constant"
+            (folder / f"epoch_{epoch}{suffix}.json").write_text(json.dumps(summary, indent=2))
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
-                    _log_wandb_curves(logger, summary, epoch)
+                    _log_wandb_curves(logger, summary, epoch, prefix)
 
 
-def _log_wandb_curves(logger: WandbLogger, summary: dict, epoch: int) -> None:
+def _log_wandb_curves(logger: WandbLogger, summary: dict, epoch: int, prefix: str) -> None:
     import wandb
 
     curve = wandb.Table(
@@ -160,11 +178,11 @@ def _log_wandb_curves(logger: WandbLogger, summary: dict, epoch: int) -> None:
     )
     logger.experiment.log(
         {
-            "certify/curve": wandb.plot.line(
-                curve, "radius", "certified_accuracy", title=f"certified accuracy, epoch {epoch}"
+            f"{prefix}/curve": wandb.plot.line(
+                curve, "radius", "certified_accuracy", title=f"{prefix}: certified accuracy"
             ),
-            "certify/curve_table": curve,
-            "certify/per_class": wandb.Table(
+            f"{prefix}/curve_table": curve,
+            f"{prefix}/per_class": wandb.Table(
                 columns=["class", "accuracy"],
                 data=[[c, a] for c, a in enumerate(summary["per_class_accuracy"])],
             ),

@@ -33,15 +33,22 @@ def _fit(tmp_path, callback: CertificationCallback, epochs: int = 2) -> tuple[pl
 
 
 def test_logs_certification_every_n_epochs(tmp_path) -> None:
-    callback = CertificationCallback(every_n_epochs=2, num_examples=20, n0=16, n=128)
+    callback = CertificationCallback(
+        every_n_epochs=2, num_examples=20, n0=16, n=128, compare_constant=True
+    )
     _, metrics = _fit(tmp_path, callback, epochs=2)
     assert 0.0 <= float(metrics["certify/clean_accuracy"]) <= 1.0
     assert "certify/accuracy_at_0.25" in metrics and "certify/class_accuracy_std" in metrics
     files = sorted((tmp_path / "lightning_logs" / "version_0" / "certification").glob("*.json"))
-    assert [f.name for f in files] == ["epoch_1.json"], "only after the 2nd epoch"
+    assert [f.name for f in files] == ["epoch_1.json", "epoch_1_constant.json"], "2nd epoch only"
     summary = json.loads(files[0].read_text())
     assert summary["count"] == 20
     assert summary["clean_accuracy"] == pytest.approx(float(metrics["certify/clean_accuracy"]))
+    constant = json.loads(files[1].read_text())
+    assert constant["count"] == 20
+    assert constant["average_certified_radius"] == pytest.approx(
+        float(metrics["certify_constant/average_certified_radius"])
+    )
 
 
 def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
