@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 $(VENV)/.deps-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[dev,faiss]'
+	$(BIN)/pip install --quiet --no-deps 'sweeps==0.3.0'
 	touch $@
 
 setup: $(VENV)/.deps-installed data

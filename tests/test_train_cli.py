@@ -54,7 +54,8 @@ def train_main(monkeypatch) -> Callable:
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_parses_and_instantiates(config: Path, tmp_path, train_main) -> None:
     cli = train_main(["--config", str(config), f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
-    assert cli.datamodule.hparams.dataset in config.read_text()
+    if "data:" in config.read_text():
+        assert cli.datamodule.hparams.dataset in config.read_text()
     assert cli.trainer.max_epochs >= 1
 
 

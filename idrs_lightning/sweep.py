@@ -1,0 +1,96 @@
+"""Run a W&B sweep file locally, without a W&B server: sequential runs, each logged offline.
+
+    python -m idrs_lightning.sweep configs/sweeps/grid_sigma_trr.yaml [--max-runs N] [-- EXTRA]
+
+Parameters come from W&B's own ``sweeps`` package (the engine behind ``wandb sweep``): grid
+and random files expand as they would on the server; a Bayesian file is sampled at random
+here, since its model needs the server. Each run executes the file's ``command`` exactly as a
+``wandb agent`` would (``${args}`` as ``--name=value``), with any EXTRA arguments appended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+
+def load_sweep(path: str | os.PathLike) -> dict:
+    """A sweep file, checked with W&B's schema; one ValueError listing every violation."""
+    from sweeps import schema_violations_from_proposed_config
+
+    config = yaml.safe_load(Path(path).read_text())
+    violations = schema_violations_from_proposed_config(config)
+    if violations:
+        raise ValueError(f"{path} is not a valid sweep: " + "; ".join(violations))
+    return config
+
+
+def parameter_sets(config: dict, max_runs: int | None = None, seed: int = 0) -> list[dict]:
+    """The parameter values of successive runs, as W&B's sweep engine proposes them."""
+    import numpy as np
+    from sweeps import RunState, SweepRun, next_run
+
+    local = dict(config)
+    if local["method"] == "bayes":
+        local["method"] = "random"
+    if local["method"] == "random" and max_runs is None:
+        raise ValueError("a random or Bayesian sweep needs max_runs (--max-runs)")
+    np.random.seed(seed)  # noqa: NPY002 - the sweeps package draws from numpy's global RNG
+    runs: list[SweepRun] = []
+    while max_runs is None or len(runs) < max_runs:
+        proposal = next_run(local, runs)
+        if proposal is None:
+            break
+        proposal.state = RunState.finished
+        runs.append(proposal)
+    return [{name: _plain(item["value"]) for name, item in run.config.items()} for run in runs]
+
+
+def _plain(value: object) -> object:
+    """numpy scalars (random draws) as Python numbers, so that they print as plain values."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def command_line(config: dict, parameters: dict, extra: list[str] = ()) -> list[str]:
+    """The command a ``wandb agent`` runs for these parameters."""
+    args = [f"--{name}={value}" for name, value in parameters.items()]
+    macros = {
+        "${interpreter}": [sys.executable],
+        "${program}": [config["program"]],
+        "${args}": args,
+    }
+    template = config.get("command", ["${env}", "${interpreter}", "${program}", "${args}"])
+    line = [part for item in template if item != "${env}" for part in macros.get(item, [item])]
+    return [*line, *extra]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="a sweep YAML file")
+    parser.add_argument("--max-runs", type=int, help="stop after this many runs")
+    parser.add_argument("--seed", type=int, default=0, help="for random / Bayesian files")
+    parser.epilog = "Arguments after -- are appended to every run's command line."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.extra = argv[split + 1 :]
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = load_sweep(args.sweep)
+    environment = {**os.environ}
+    environment.setdefault("WANDB_MODE", "offline")
+    for number, parameters in enumerate(parameter_sets(config, args.max_runs, args.seed), 1):
+        line = command_line(config, parameters, args.extra)
+        log.info("run %d: %s", number, " ".join(line))
+        subprocess.run(line, check=True, env=environment)
+
+
+if __name__ == "__main__":
+    main()
