@@ -5,7 +5,7 @@ seed) is certified with the run's test-time sigma(x) (IDRS radius when its rate 
 Cohen's otherwise). Under DDP the subset is sharded across ranks and the metrics are gathered
 by torchmetrics, so every rank computes the same numbers; they are logged through
 ``pl_module.log`` (to every attached logger), additionally as a line plot and tables to W&B,
-and written as JSON to ``<log dir>/certification/epoch_<e>.json``.
+and written to ``<log dir>/certification/epoch_<e>.json`` and ``.png``.
 
 The callback never touches the training state: the model's mode is restored, no gradients are
 computed, and noise comes from its own seeded generators (the global RNG streams are untouched).
@@ -25,6 +25,7 @@ from typing_extensions import override
 
 from idrs_lightning.data.subsets import stratified_subset
 from idrs_lightning.metrics import CertificationMetrics
+from idrs_lightning.report import plot_summary_curve
 from idrs_lightning.smoothing import Smooth
 
 
@@ -166,6 +167,9 @@ class CertificationCallback(Callback):
             folder.mkdir(parents=True, exist_ok=True)
             suffix = "" if prefix == "certify" else "_constant"
             (folder / f"epoch_{epoch}{suffix}.json").write_text(json.dumps(summary, indent=2))
+            plot_summary_curve(
+                summary, f"{prefix}, epoch {epoch}", folder / f"epoch_{epoch}{suffix}.png"
+            )
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     _log_wandb_curves(logger, summary, epoch, prefix)

@@ -45,6 +45,20 @@ def plot_certified_accuracy(
     figure.savefig(path, dpi=120)
 
 
+def plot_summary_curve(summary: Mapping[str, object], title: str, path: str | os.PathLike) -> None:
+    """The certified-accuracy table of a summary as a step curve."""
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
+    axes.step(summary["radii"], summary["certified_accuracy"], where="post")
+    axes.set_xlabel("radius (l2, input space)")
+    axes.set_ylabel("certified accuracy")
+    axes.set_ylim(0, 1)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def plot_sigma_histogram(sigma: np.ndarray, path: str | os.PathLike) -> None:
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
