@@ -117,6 +117,23 @@ def _indices(config: CertifyConfig, datamodule: SmoothingDataModule) -> list[int
     return list(range(total))[slice(*parts)]
 
 
+def _claim_output(out: Path, config: CertifyConfig) -> None:
+    """Record the settings that determine the rows; refuse to resume a different run."""
+    settings = {
+        key: value
+        for key, value in asdict(config).items()
+        if key not in ("out", "name", "device", "wandb_project", "radii", "batch_size")
+    }
+    record = out / "certify_settings.json"
+    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
+    if record.exists() and record.read_text() != text:
+        raise ValueError(
+            f"{out} holds results of a run with other settings (see {record.name}); "
+            "choose another output directory"
+        )
+    record.write_text(text)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -152,6 +169,10 @@ def run_certification(config: CertifyConfig) -> dict | None:
     )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _claim_output(out, config)
+    if world > 1:
+        dist.barrier()  # no rank appends before rank 0 has checked the directory
     shard = _indices(config, datamodule)[rank::world]
     part = out / ("results.tsv" if world == 1 else f"results.rank{rank}.tsv")
     dataset = datamodule.datasets["test"]
@@ -175,11 +196,12 @@ def run_certification(config: CertifyConfig) -> dict | None:
                     idx=index,
                     label=label,
                     predict=cert.prediction,
-                    radius=f"{cert.radius:.6g}" if cert.radius < np.inf else "inf",
+                    # repr: exact floats, so that no bound is rounded up on its way to disk
+                    radius=repr(cert.radius),
                     correct=int(cert.prediction == label),
                     time=f"{seconds:.4f}",
-                    sigma=f"{cert.sigma:.6g}",
-                    pA_lower=f"{cert.p_a_lower:.8g}",
+                    sigma=repr(cert.sigma),
+                    pA_lower=repr(cert.p_a_lower),
                     counts=",".join(str(c) for c in cert.counts),
                 )
             progress.update(len(chosen))

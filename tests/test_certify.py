@@ -192,3 +192,11 @@ def test_corrupt_checkpoint_and_foreign_output_file(checkpoint, tmp_path) -> Non
     with pytest.raises(ValueError, match="is not a results file of this format"):
         run_certification(CertifyConfig(str(checkpoint), str(tmp_path / "b"), n=100))
     assert foreign.read_text() == "my notes\n"
+
+
+def test_resuming_with_other_settings_is_refused(checkpoint, tmp_path) -> None:
+    out = str(tmp_path / "out")
+    run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=200, indices="0:2"))
+    with pytest.raises(ValueError, match="holds results of a run with other settings"):
+        run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=300, indices="0:2"))
+    assert len(read_rows(tmp_path / "out" / "results.tsv")) == 2
