@@ -88,3 +88,18 @@ def test_quantile_never_steps_past_the_top_of_the_range() -> None:
     # The p_b-ball here is a sliver just below sup S; a step past sup gave xi = 0 (certified)
     # where Theorem 3 gives 1 - 7.6e-12 (mpmath reference, tests/reference).
     assert xi_greater(5.570175, 1.0, 1e-6, 1, 1 - 1e-12) == pytest.approx(0.999999999992413)
+
+
+@pytest.mark.parametrize(
+    ("a", "ratio", "dim", "p_a", "expected"),
+    [
+        # Tiny worst-case balls (p_b = 1e-12 near the P_0 mode): tau alone cannot resolve them.
+        # Expected values: tests/reference/mpmath_reference.py, xi_greater at 40 digits.
+        (0.3, 0.5, 1, 1 - 1e-12, 2.12362611378892e-12),
+        (0.3, 0.5, 3, 1 - 1e-9, 8.4946726333921e-9),
+        (5.0, 0.2, 1, 1 - 1e-12, 2.25858512384135e-6),
+        (5.0, 0.2, 2, 1 - 1e-12, 1.1292820309181e-5),
+    ],
+)
+def test_small_worst_case_balls(a, ratio, dim, p_a, expected) -> None:
+    assert xi_greater(a, 1.0, ratio, dim, p_a) == pytest.approx(expected, rel=1e-9)

@@ -55,6 +55,7 @@ STRICT_RTOL = 1e-11
 # Curvature below this fraction of the linear coefficient is the half-space (the difference
 # is far below any tolerance here, and 1 / theta2^2 would overflow).
 _FLAT_CURVATURE = 1e-100
+_SHORT_INTERVAL = 1e-5
 _INV_SQRT2 = 1.0 / np.sqrt(2.0)
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
@@ -89,19 +90,30 @@ def _chi2_mass_range(k: FloatArray) -> tuple[FloatArray, FloatArray]:
     return z_lo * k, z_hi * k
 
 
-def _interval_tail(z_lo: FloatArray, z_hi: FloatArray, upper: bool) -> FloatArray:
+def _interval_tail(
+    z_lo: FloatArray, z_hi: FloatArray, upper: bool, centre: FloatArray, half: FloatArray
+) -> FloatArray:
     """``P(z_lo <= Z <= z_hi)`` (``upper``) or its complement, for ``z_hi >= 0``.
 
     The complement ``Phi(z_lo) + Phi(-z_hi)`` is a sum of positive terms. The interval
     probability is a difference of two upper tails on the side away from 0, so that it keeps
-    its relative accuracy in the far tails.
+    its relative accuracy in the far tails; for a short interval ``centre +- half`` (``half``
+    below 1e-5) it is ``2 half phi(centre) sinh(centre half) / (centre half)`` up to a
+    relative ``half^2 / 6``, free of the cancellation of the difference.
     """
     if not upper:
         return 0.5 * (special.erfc(-z_lo * _INV_SQRT2) + special.erfc(z_hi * _INV_SQRT2))
     right_side = z_lo >= 0.0
     near = np.where(right_side, z_lo, -z_hi)
     far = np.where(right_side, z_hi, -z_lo)
-    return np.maximum(0.5 * (special.erfc(near * _INV_SQRT2) - special.erfc(far * _INV_SQRT2)), 0.0)
+    tail = np.maximum(0.5 * (special.erfc(near * _INV_SQRT2) - special.erfc(far * _INV_SQRT2)), 0.0)
+    short = half < _SHORT_INTERVAL
+    if short.any():
+        c, h = np.broadcast_to(centre, short.shape)[short], half[short]
+        product = c * h
+        shape = np.where(product > 1e-8, np.sinh(product) / np.maximum(product, 1e-300), 1.0)
+        tail[short] = 2.0 * h * np.exp(-0.5 * c * c) / _SQRT_2PI * shape
+    return tail
 
 
 def quadric_tail(
@@ -112,28 +124,43 @@ def quadric_tail(
     upper: bool,
     with_density: bool = False,
     rtol: float = STRICT_RTOL,
+    edge: ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray | None]:
     """``P(S >= tau)`` (``upper``) or ``P(S < tau)``, and optionally the density of S at tau.
 
     ``S = theta1 Z_1 - theta2 ||Z||^2`` with ``Z ~ N(0, I_dim)``. Arguments broadcast;
     ``theta1, theta2 >= 0`` not both zero, ``dim >= 1`` whole. ``rtol`` is the refinement
     tolerance of the quadrature; with the default the relative error is about 1e-11 (checked
-    against mpmath in the test suite).
+    against mpmath in the test suite). ``edge``, the squared radius of the ball
+    ``{S >= tau}`` (``(theta1^2 / (4 theta2) - tau) / theta2``), may be passed when it is
+    known more accurately than ``tau`` resolves it: for a small ball far from the origin.
     """
-    tau, theta1, theta2, dim = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in (tau, theta1, theta2, dim))
+    tau, theta1, theta2, dim, edge = np.broadcast_arrays(
+        *(
+            np.asarray(v, dtype=np.float64)
+            for v in (tau, theta1, theta2, dim, np.nan if edge is None else edge)
+        )
     )
     shape = tau.shape
-    tau, theta1, theta2, dim = (v.ravel() for v in (tau, theta1, theta2, dim))
+    tau, theta1, theta2, dim, edge = (v.ravel() for v in (tau, theta1, theta2, dim, edge))
     tail = np.empty_like(tau)
     density = np.empty_like(tau) if with_density else None
     flat = theta2 <= _FLAT_CURVATURE * theta1  # half-space; else N = 1 (W = 0) or an integral
     single = ~flat & (dim == 1.0)
     curved = ~flat & ~single
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # flat rows unused
+        w_max = np.where(np.isnan(edge), _edge(tau, theta1, theta2), edge)
     for mask, tails in ((flat, _flat_tail), (single, _single_tail), (curved, _integrated_tail)):
         if mask.any():
             t, d = tails(
-                tau[mask], theta1[mask], theta2[mask], dim[mask], upper, with_density, rtol
+                tau[mask],
+                theta1[mask],
+                theta2[mask],
+                dim[mask],
+                w_max[mask],
+                upper,
+                with_density,
+                rtol,
             )
             tail[mask] = t
             if density is not None:
@@ -146,6 +173,7 @@ def _flat_tail(
     theta1: FloatArray,
     _theta2: FloatArray,
     _dim: FloatArray,
+    _w_max: FloatArray,
     upper: bool,
     with_density: bool,
     _rtol: float,
@@ -161,11 +189,11 @@ def _single_tail(
     theta1: FloatArray,
     theta2: FloatArray,
     _dim: FloatArray,
+    w_max: FloatArray,
     upper: bool,
     with_density: bool,
     _rtol: float,
 ) -> tuple[FloatArray, FloatArray | None]:
-    w_max = _edge(tau, theta1, theta2)
     tail, density = _slice_tail(
         tau,
         theta1,
@@ -203,9 +231,16 @@ def _slice_tail(
     compute it without cancellation near the edge. ``d z_+- / d tau = -+1 / sqrt(disc)``.
     """
     sqrt_disc = 2.0 * theta2 * root_gap
-    z_hi = (theta1 + sqrt_disc) / (2.0 * theta2)
-    z_lo = 2.0 * (tau + theta2 * w) / (theta1 + sqrt_disc)  # stable form of the lower root
-    tail = _interval_tail(z_lo, z_hi, upper)
+    centre = theta1 / (2.0 * theta2)
+    z_hi = centre + root_gap
+    # The lower root: centre - root_gap when that is well conditioned (a small slice far
+    # out), else the stable product form (near the half-space, centre ~ root_gap ~ large).
+    z_lo = np.where(
+        root_gap < 0.5 * centre,
+        centre - root_gap,
+        2.0 * (tau + theta2 * w) / (theta1 + sqrt_disc),
+    )
+    tail = _interval_tail(z_lo, z_hi, upper, centre, root_gap)
     if not with_density:
         return tail, None
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -218,6 +253,7 @@ def _integrated_tail(
     theta1: FloatArray,
     theta2: FloatArray,
     dim: FloatArray,
+    w_max: FloatArray,
     upper: bool,
     with_density: bool,
     rtol: float,
@@ -227,7 +263,6 @@ def _integrated_tail(
     The chi variable (rather than ``W``) keeps the integrand smooth at 0 for every ``k >= 1``.
     """
     k = dim - 1.0
-    w_max = _edge(tau, theta1, theta2)
     lo, hi = _chi2_mass_range(k)
     right = np.minimum(hi, w_max)
     left = np.where(lo < right, lo, 0.0)
@@ -355,3 +390,50 @@ def quadric_quantile(
         done = converged | (h_a - l_a <= 1e-14 * scale)
         active = active[~done]
     return tau
+
+
+def refine_ball_edge(
+    p: FloatArray,
+    theta1: FloatArray,
+    theta2: FloatArray,
+    dim: FloatArray,
+    tau: FloatArray,
+    max_iter: int = 30,
+) -> tuple[FloatArray, FloatArray]:
+    """Refine an upper-tail quantile ``tau`` as the ball's squared radius ``w``.
+
+    When ``{S >= tau}`` is a small ball far from the origin, ``tau`` sits a few ulp below the
+    top of S's range and cannot resolve the ball; its squared radius ``w`` can. Newton on
+    ``log P`` in ``w`` (``dP/dw = theta2 * density``), moving ``tau`` along. Returns
+    ``(tau, w)``; rows with ``theta2 = 0`` (half-spaces) are returned unchanged, ``w = nan``.
+    """
+    p, theta1, theta2, dim, tau = (
+        np.asarray(a, dtype=np.float64).ravel().copy()
+        for a in np.broadcast_arrays(p, theta1, theta2, dim, tau)
+    )
+    curved = theta2 > _FLAT_CURVATURE * theta1
+    w = np.full_like(tau, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w[curved] = _edge(tau[curved], theta1[curved], theta2[curved])
+    active = np.flatnonzero(curved & (w > 0.0))
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        tail, dens = quadric_tail(
+            tau[active],
+            theta1[active],
+            theta2[active],
+            dim[active],
+            True,
+            True,
+            edge=w[active],
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -(np.log(tail) - np.log(p[active])) * tail / (theta2[active] * dens)
+        step = np.where(np.isfinite(step), step, 0.0)
+        new = np.where(w[active] + step > 0.0, w[active] + step, 0.1 * w[active])
+        tau[active] -= theta2[active] * (new - w[active])
+        done = np.abs(new - w[active]) <= 1e-13 * new
+        w[active] = new
+        active = active[~done]
+    return tau, w

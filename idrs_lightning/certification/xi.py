@@ -21,10 +21,10 @@ These are Theorem 3's non-central chi-square expressions (non-centrality
 they are central chi-square probabilities, and at ``eps = 0`` the set is Cohen et al.'s
 half-space, so both xi tend to ``Phi(a / sigma0 - PhiInv(p_a))`` as ``sigma1 -> sigma0``.
 
-Known limit: for ``sigma1 << sigma0``, tiny ``p_b`` and ``N <= 3`` the ball B can be a sliver
-whose threshold lies within a few ulp of the top of S's range; ``tau`` cannot resolve it and
-xi_> loses accuracy there (e.g. ``N = 1, a = 0.3, sigma1 / sigma0 = 0.5, p_b = 1e-12``). The
-radius of :mod:`.radius` never evaluates such balls: they hold half of the ``P_1`` mass.
+For ``sigma1 << sigma0``, tiny ``p_b`` and small ``N`` the ball B can be so small that its
+threshold lies within a few ulp of the top of S's range, where ``tau`` cannot resolve it; the
+P_0 quantile is then refined as the ball's squared radius, which is carried to P_1 exactly
+(it scales by ``(sigma0 / sigma1)^2``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._quadric import quadric_quantile, quadric_tail
+from ._quadric import quadric_quantile, quadric_tail, refine_ball_edge
 from ._validation import check_count, check_non_negative, check_positive, check_range
 
 FloatArray = NDArray[np.float64]
@@ -77,8 +77,12 @@ def _xi(
         th1 = tuple(v[rest] for v in theta1)
         # P_0(B) = p_b for the ball B (xi_>), P_0(A) = p_a <=> P_0(outside A) = p_b (xi_<).
         tau = quadric_quantile(p_b[rest], *th0, dim[rest], upper=greater)
-        moved = tau - shift[rest] if greater else tau + shift[rest]
-        result[rest] = quadric_tail(moved, *th1, dim[rest], upper=greater)[0]
+        if greater:  # B is a ball, possibly a small one: carry its squared radius exactly
+            tau, edge0 = refine_ball_edge(p_b[rest], *th0, dim[rest], tau)
+            edge1 = edge0 / (t[rest] * t[rest])  # the same ball in sigma1 units
+            result[rest] = quadric_tail(tau - shift[rest], *th1, dim[rest], True, edge=edge1)[0]
+        else:
+            result[rest] = quadric_tail(tau + shift[rest], *th1, dim[rest], upper=False)[0]
     return result.reshape(shape)
 
 
