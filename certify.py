@@ -16,6 +16,8 @@ import logging
 from idrs_lightning.certify_run import CertifyConfig, run_certification
 from idrs_lightning.report import format_table
 
+DATA_OPTIONS = ("sigma_b", "r", "k", "m", "sigma_min", "sigma_max", "root", "eval_subset_size")
+
 
 def parse(argv: list[str] | None = None) -> CertifyConfig:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,34 +55,11 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     data.add_argument("--sigma-max", type=float)
     data.add_argument("--root", help="data directory")
     data.add_argument("--eval-subset-size", type=int)
-    args = parser.parse_args(argv)
-    m = args.m if args.m in (None, "min", "mean") else float(args.m)
-    overrides = {
-        "sigma_b": args.sigma_b,
-        "r": args.r,
-        "k": args.k,
-        "m": m,
-        "sigma_min": args.sigma_min,
-        "sigma_max": args.sigma_max,
-        "root": args.root,
-        "eval_subset_size": args.eval_subset_size,
-    }
-    return CertifyConfig(
-        checkpoint=args.checkpoint,
-        out=args.out,
-        n0=args.n0,
-        n=args.n,
-        alpha=args.alpha,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        indices=args.indices,
-        constant=args.constant,
-        radii=args.radii,
-        device=args.device,
-        name=args.name,
-        wandb_project=args.wandb_project,
-        data={k: v for k, v in overrides.items() if v is not None},
-    )
+    args = vars(parser.parse_args(argv))
+    if args["m"] not in (None, "min", "mean"):
+        args["m"] = float(args["m"])
+    data = {key: args.pop(key) for key in DATA_OPTIONS}
+    return CertifyConfig(**args, data={k: v for k, v in data.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -200,3 +200,31 @@ def test_resuming_with_other_settings_is_refused(checkpoint, tmp_path) -> None:
     with pytest.raises(ValueError, match="holds results of a run with other settings"):
         run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=300, indices="0:2"))
     assert len(read_rows(tmp_path / "out" / "results.tsv")) == 2
+
+
+def test_command_line_options_reach_the_configuration(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from certify import parse
+
+    config = parse(
+        [
+            "ck.ckpt",
+            "out",
+            "--N",
+            "500",
+            "--N0",
+            "20",
+            "--precision",
+            "bf16",
+            "--channels-last",
+            "--r",
+            "0.02",
+            "--m",
+            "4.5",
+            "--constant",
+            "--indices",
+            "0:9",
+        ]
+    )
+    assert (config.n, config.n0, config.precision, config.channels_last) == (500, 20, "bf16", True)
+    assert config.data == {"r": 0.02, "m": 4.5} and config.constant and config.indices == "0:9"
