@@ -167,17 +167,18 @@ class Smooth:
         with torch.no_grad(), autocast:
             for first in range(0, len(work), self.blocks_per_batch):
                 chunk = work[first : first + self.blocks_per_batch]
-                batch = torch.cat(
-                    [
-                        (xs[i] + sigmas[i] * self._block_noise(xs[i], indices[i], stage, b))[
-                            : tail if b == blocks - 1 else NOISE_BLOCK
-                        ]
-                        for i, b in chunk
-                    ]
+                sizes = [tail if b == blocks - 1 else NOISE_BLOCK for _, b in chunk]
+                batch = torch.empty((sum(sizes), *xs.shape[1:]), device=xs.device, dtype=xs.dtype)
+                offset = 0
+                for (i, b), size in zip(chunk, sizes, strict=True):
+                    rows = batch[offset : offset + size]
+                    self._block_noise(xs[i], indices[i], stage, b, rows)
+                    rows.mul_(sigmas[i]).add_(xs[i])
+                    offset += size
+                owner = torch.repeat_interleave(
+                    torch.tensor([i for i, _ in chunk], device=xs.device),
+                    torch.tensor(sizes, device=xs.device),
                 )
-                owner = torch.cat(
-                    [torch.full((tail if b == blocks - 1 else NOISE_BLOCK,), i) for i, b in chunk]
-                ).to(xs.device)
                 if self.channels_last and batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 predictions = self.base_classifier(batch).argmax(dim=1)
@@ -186,12 +187,17 @@ class Smooth:
                 )
         return counts.view(len(xs), self.num_classes).cpu().numpy()
 
-    def _block_noise(self, x: torch.Tensor, index: int, stage: int, block: int) -> torch.Tensor:
+    def _block_noise(
+        self, x: torch.Tensor, index: int, stage: int, block: int, out: torch.Tensor
+    ) -> None:
+        """Fill ``out`` with the first ``len(out)`` samples of this block's noise stream."""
         generator = torch.Generator(device=x.device)
         generator.manual_seed(_block_seed(self.seed, index, stage, block))
-        return torch.randn(
-            (NOISE_BLOCK, *x.shape), generator=generator, device=x.device, dtype=x.dtype
-        )
+        if len(out) == NOISE_BLOCK:
+            torch.randn(out.shape, generator=generator, out=out)
+        else:  # always draw the whole block, so the stream does not depend on how much is used
+            full = torch.randn((NOISE_BLOCK, *x.shape), generator=generator, device=x.device)
+            out.copy_(full[: len(out)])
 
 
 def _block_seed(seed: int, index: int, stage: int, block: int) -> int:
