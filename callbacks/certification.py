@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
 from idrs_lightning.data.subsets import stratified_subset
-from idrs_lightning.metrics import CertificationMetrics
+from idrs_lightning.metrics import CertificationMetrics, default_radii
 from idrs_lightning.report import plot_summary_curve
 from idrs_lightning.smoothing import Smooth
 
@@ -101,7 +101,7 @@ class CertificationCallback(Callback):
         datamodule = trainer.datamodule
         dataset = datamodule.datasets["test"]
         sigma_b = float(datamodule.hparams.sigma_b)
-        radii = self.radii or list(np.round(np.arange(0.0, 3.0 * sigma_b + 1e-9, sigma_b / 4), 4))
+        radii = self.radii or default_radii(sigma_b)
         indices = stratified_subset(
             datamodule.labels["test"], min(self.num_examples, len(dataset)), self.seed
         )

@@ -17,14 +17,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
 from .cli import wandb_offline
 from .data.datamodule import SmoothingDataModule
-from .metrics import certification_summary
+from .metrics import certification_summary, default_radii
 from .report import format_table, plot_certified_accuracy, plot_per_class, plot_sigma_histogram
 from .results import ResultsWriter, merge, read_results
 from .smoothing import NOISE_BLOCK, Smooth
@@ -219,7 +218,7 @@ def run_certification(config: CertifyConfig) -> dict | None:
 def _report(config: CertifyConfig, datamodule: SmoothingDataModule, out: Path) -> dict:
     results = read_results(out / "results.tsv")
     sigma_b = float(datamodule.hparams.sigma_b)
-    radii = config.radii or list(np.round(np.arange(0.0, 3.0 * sigma_b + 1e-9, sigma_b / 4), 4))
+    radii = config.radii or default_radii(sigma_b)
     summary = certification_summary(
         results["label"], results["predict"], results["radius"], radii, datamodule.num_classes
     )

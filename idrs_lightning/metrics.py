@@ -28,6 +28,11 @@ def certified_accuracy(
     return ((radius[None, :] >= at[:, None]) & correct[None, :]).mean(axis=1)
 
 
+def default_radii(sigma_b: float) -> list[float]:
+    """Radius grid of the summary tables: 0 to 3 sigma_b in steps of sigma_b / 4."""
+    return [round(float(r), 4) for r in np.arange(0.0, 3.0 * sigma_b + 1e-9, sigma_b / 4)]
+
+
 def certification_summary(
     labels: ArrayLike,
     predictions: ArrayLike,

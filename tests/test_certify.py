@@ -65,6 +65,12 @@ def _certify_command(checkpoint: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def _certify(checkpoint: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _certify_command(checkpoint, out, *args), env=ENV, capture_output=True, timeout=300
+    )
+
+
 def test_outputs(checkpoint, tmp_path) -> None:
     config = CertifyConfig(
         str(checkpoint), str(tmp_path / "out"), n0=50, n=300, indices="0:12", batch_size=100
@@ -102,12 +108,7 @@ def test_outputs(checkpoint, tmp_path) -> None:
 
 def test_killed_run_resumes_to_the_same_rows(checkpoint, tmp_path) -> None:
     args = ("--N", "2000", "--indices", "0:24")
-    reference = subprocess.run(
-        _certify_command(checkpoint, tmp_path / "whole", *args),
-        env=ENV,
-        capture_output=True,
-        timeout=300,
-    )
+    reference = _certify(checkpoint, tmp_path / "whole", *args)
     assert reference.returncode == 0, reference.stderr[-2000:]
     out = tmp_path / "killed"
     process = subprocess.Popen(
@@ -126,9 +127,7 @@ def test_killed_run_resumes_to_the_same_rows(checkpoint, tmp_path) -> None:
     assert 6 <= written < 24, "killed mid-run"
     with results.open("a") as file:  # a row torn by the kill
         file.write("7\t3\t3\t0.1")
-    resumed = subprocess.run(
-        _certify_command(checkpoint, out, *args), env=ENV, capture_output=True, timeout=300
-    )
+    resumed = _certify(checkpoint, out, *args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _rows_without_time(results) == _rows_without_time(tmp_path / "whole" / "results.tsv")
 
@@ -136,12 +135,7 @@ def test_killed_run_resumes_to_the_same_rows(checkpoint, tmp_path) -> None:
 @pytest.mark.slow
 def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path) -> None:
     args = ("--N", "500", "--indices", "0:10")
-    single = subprocess.run(
-        _certify_command(checkpoint, tmp_path / "one", *args),
-        env=ENV,
-        capture_output=True,
-        timeout=300,
-    )
+    single = _certify(checkpoint, tmp_path / "one", *args)
     assert single.returncode == 0, single.stderr[-2000:]
     torchrun = [
         sys.executable,

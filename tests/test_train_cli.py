@@ -111,16 +111,15 @@ def test_bad_values_fail_before_training(
     assert not list(tmp_path.glob("*/checkpoints"))
 
 
+def _train_ddp(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """A run named "ddp" on two CPU processes (gloo), IDRS evaluation at r = 0.05."""
+    ddp = ("--run_name=ddp", "--trainer.strategy=ddp", "--trainer.devices=2", "--data.r=0.05")
+    return _train(tmp_path, *args, *ddp, timeout=400)
+
+
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(tmp_path) -> None:
-    result = _train(
-        tmp_path,
-        "--run_name=ddp",
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--data.r=0.05",
-        timeout=400,
-    )
+    result = _train_ddp(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"], "one shared run dir"
@@ -141,15 +140,7 @@ def test_certification_callback_under_ddp(tmp_path) -> None:
         "    - class_path: callbacks.certification.CertificationCallback\n"
         "      init_args: {num_examples: 11, n0: 16, n: 128}\n"
     )
-    result = _train(
-        tmp_path,
-        f"--config={config}",
-        "--run_name=ddp",
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--data.r=0.05",
-        timeout=400,
-    )
+    result = _train_ddp(tmp_path, f"--config={config}")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"
     summary = json.loads((run / "certification" / "epoch_0.json").read_text())
