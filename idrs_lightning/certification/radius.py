@@ -16,6 +16,7 @@ from scipy import special
 
 from ._quadric import quadric_quantile, quadric_tail
 from ._validation import check_count, check_non_negative, check_positive, check_range
+from .runner_up import runner_up_unit_radius
 
 FloatArray = NDArray[np.float64]
 
@@ -146,6 +147,7 @@ def idrs_radius(
     r: ArrayLike,
     dim: ArrayLike,
     p_a: ArrayLike,
+    p_b: ArrayLike | None = None,
 ) -> FloatArray:
     """Certified l2 radius of input-dependent randomized smoothing (IDRS paper, Theorem 7).
 
@@ -166,13 +168,20 @@ def idrs_radius(
     dim : array_like of int, ``>= 1``
         Input dimension N.
     p_a : array_like in ``(0, 1]``
-        Lower confidence bound on the top-class probability (``p_b = 1 - p_a``).
+        Lower confidence bound on the top-class probability.
+    p_b : array_like in ``[0, 1)``, optional
+        Upper confidence bound on every other class's probability (Appendix B.5). Without it
+        ``p_b = 1 - p_a``; a larger ``p_b`` is lowered to ``1 - p_a``, which also bounds them.
+        The condition becomes ``1 - W(R, sigma1, 1 - p_a) - W(R, sigma1, p_b) > 0`` for every
+        ``sigma1`` in ``[sigma0 e^{-rR}, sigma0 e^{rR}]``; see :mod:`.runner_up` for the
+        derivation and the rigorous check over ``sigma1``.
 
     Returns
     -------
     ndarray
-        The radius, broadcast over the arguments. ``0`` where ``p_a <= 1/2`` (abstain),
-        ``inf`` where ``p_a = 1``; ``r = 0`` gives exactly :func:`cohen_radius`.
+        The radius, broadcast over the arguments. ``0`` where ``p_a <= 1/2`` (abstain) or,
+        with ``p_b``, where ``p_a <= p_b``; ``inf`` where ``p_a = 1``; ``r = 0`` gives exactly
+        :func:`cohen_radius`.
 
     Notes
     -----
@@ -187,6 +196,9 @@ def idrs_radius(
     r = check_non_negative("r", r)
     dim = check_count("dim", dim, minimum=1)
     p_a = check_range("p_a", p_a, 0.0, 1.0, low_open=True)
+    if p_b is not None:
+        p_b = check_range("p_b", p_b, 0.0, 1.0, high_open=True)
+        return _runner_up_radius(*np.broadcast_arrays(sigma0, r, dim, p_a, p_b))
     sigma0, r, dim, p_a = np.broadcast_arrays(sigma0, r, dim, p_a)
     radius = cohen_radius(sigma0, p_a)
     rho = (r * sigma0).ravel()
@@ -196,6 +208,29 @@ def idrs_radius(
         keys = np.stack([rho[needs_search], dim.ravel()[needs_search], p_b], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         unit = _unit_radius(unique[:, 0], unique[:, 1], unique[:, 2])
+        flat = radius.ravel().copy()
+        flat[needs_search] = np.minimum(
+            unit[inverse.ravel()] * sigma0.ravel()[needs_search], flat[needs_search]
+        )
+        radius = flat.reshape(radius.shape)
+    return radius
+
+
+def _runner_up_radius(
+    sigma0: FloatArray, r: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray
+) -> FloatArray:
+    """:func:`idrs_radius` with a separate ``p_b`` (validated, broadcast arguments)."""
+    p_b = np.minimum(p_b, 1.0 - p_a)
+    radius = cohen_radius(sigma0, p_a, np.maximum(p_b, _SMALLEST_P_B))
+    floor = idrs_radius(sigma0, r, dim, p_a)
+    rho = (r * sigma0).ravel()
+    needs_search = (rho > 0.0) & (p_a.ravel() < 1.0) & (radius.ravel() > 0.0)
+    if needs_search.any():
+        columns = [rho, dim.ravel(), p_a.ravel(), np.maximum(p_b.ravel(), _SMALLEST_P_B)]
+        columns.append(floor.ravel() / sigma0.ravel())
+        keys = np.stack([c[needs_search] for c in columns], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        unit = runner_up_unit_radius(*unique.T)
         flat = radius.ravel().copy()
         flat[needs_search] = np.minimum(
             unit[inverse.ravel()] * sigma0.ravel()[needs_search], flat[needs_search]

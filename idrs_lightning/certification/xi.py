@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._quadric import quadric_quantile, quadric_tail, refine_ball_edge
+from ._quadric import STRICT_RTOL, quadric_quantile, quadric_tail, refine_ball_edge
 from ._validation import check_count, check_non_negative, check_positive, check_range
 
 FloatArray = NDArray[np.float64]
@@ -45,6 +45,7 @@ def _xi(
     dim: ArrayLike,
     p_a: ArrayLike,
     greater: bool,
+    rtol: float = STRICT_RTOL,
 ) -> FloatArray:
     a = check_non_negative("a", a)
     sigma0 = check_positive("sigma0", sigma0)
@@ -76,13 +77,15 @@ def _xi(
         th0 = tuple(v[rest] for v in theta0)
         th1 = tuple(v[rest] for v in theta1)
         # P_0(B) = p_b for the ball B (xi_>), P_0(A) = p_a <=> P_0(outside A) = p_b (xi_<).
-        tau = quadric_quantile(p_b[rest], *th0, dim[rest], upper=greater)
+        tau = quadric_quantile(p_b[rest], *th0, dim[rest], upper=greater, rtol=rtol)
         if greater:  # B is a ball, possibly a small one: carry its squared radius exactly
             tau, edge0 = refine_ball_edge(p_b[rest], *th0, dim[rest], tau)
             edge1 = edge0 / (t[rest] * t[rest])  # the same ball in sigma1 units
-            result[rest] = quadric_tail(tau - shift[rest], *th1, dim[rest], True, edge=edge1)[0]
+            result[rest] = quadric_tail(
+                tau - shift[rest], *th1, dim[rest], True, rtol=rtol, edge=edge1
+            )[0]
         else:
-            result[rest] = quadric_tail(tau + shift[rest], *th1, dim[rest], upper=False)[0]
+            result[rest] = quadric_tail(tau + shift[rest], *th1, dim[rest], False, rtol=rtol)[0]
     return result.reshape(shape)
 
 

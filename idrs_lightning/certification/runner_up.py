@@ -1,0 +1,191 @@
+"""The IDRS radius with a separate runner-up bound ``p_b`` (IDRS paper, Appendix B.5).
+
+Condition. Let ``p_a`` lower-bound ``P_0(A)`` and ``p_b`` upper-bound every other class's
+``P_0(C)`` (so ``p_b <= 1 - p_a`` may be assumed). For an adversary ``x1`` at distance ``a``
+with noise ``sigma1`` write ``W(a, sigma1, p) = sup {P_1(E) : P_0(E) <= p}``, the worst-case
+probability of Theorem 3 (:mod:`.xi`, a likelihood-ratio ball or its complement). Neyman-Pearson
+bounds ``P_1(A) >= 1 - W(a, sigma1, 1 - p_a)`` and ``P_1(C) <= W(a, sigma1, p_b)`` separately
+(Cohen et al.'s two-set argument), so ``x1`` keeps class A when
+
+.. math:: D(a, \\sigma_1) = 1 - W(a, \\sigma_1, 1 - p_a) - W(a, \\sigma_1, p_b) > 0.
+
+For ``p_b = 1 - p_a`` this is Theorem 7's ``xi < 1/2``.
+
+Worst case. ``W`` is non-decreasing in ``a`` for every ``sigma1`` (Lemma 20, whose proof holds
+for any ``P_0`` level), so ``D`` is non-increasing in ``a``, and an r-semi-elastic ``sigma``
+gives ``sigma1 in I(a) = [sigma0 e^{-ra}, sigma0 e^{ra}]`` with ``I(a)`` growing in ``a``. Hence
+``D(R, .) > 0`` on ``I(R)`` certifies the whole ball of radius ``R``. Theorem 6 (only the two
+extreme ``sigma1`` matter) rests on the threshold 1/2 and is not available here: its homothety
+argument fails when ``x1`` lies in A's ball but outside B's. The condition is therefore checked
+over all of ``I(R)``.
+
+Rigorous check over ``sigma1``. For any event ``E``,
+``|P_{x1, s}(E) - P_{x1, s'}(E)| <= TV(N(0, s^2 I), N(0, s'^2 I))``, so each ``W`` moves by at
+most that total variation and ``D`` by at most twice it. If ``D`` was evaluated at the ends of
+an interval of ``log sigma1`` of width ``h``, every point of the interval is within ``h / 2`` of
+an end and ``D >= min(D_left, D_right) - 2 TV(h / 2)`` there. Intervals are bisected until this
+bound is positive (certified) or some evaluated ``D`` is not (refuted).
+
+Search. The radius where the two extreme ``sigma1`` stop being certified is found by bisection;
+it bounds the true radius from above. The full check then runs at that radius shrunk by
+relative 1e-6, then 1e-3, then 3e-2; the largest verified radius is returned, never below the
+``p_a``-only radius of :func:`.radius.idrs_radius` (sound on its own) and never above Cohen
+et al.'s ``sigma0 / 2 (PhiInv(p_a) - PhiInv(p_b))`` (``sigma1 = sigma0`` lies in ``I(R)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import special
+
+from .xi import _xi
+
+FloatArray = NDArray[np.float64]
+
+# Relative inflation of each computed worst-case probability (as in radius.py).
+_PROBABILITY_SLACK = 1e-7
+# Quadrature refinement tolerance; the nested rules are then accurate to about 1e-10 (as for
+# the budget of radius.py, which uses the same pair of constants).
+_RTOL = 1e-6
+# Absolute inflation of the computed total variation (float64 regularised gamma differences).
+_TV_SLACK = 1e-12
+_RADIUS_RTOL = 1e-9
+_SHRINKS = (1e-6, 1e-3, 3e-2)
+_INITIAL_POINTS = 9
+_MAX_DEPTH = 48
+_MAX_PENDING = 200_000
+
+
+def scale_total_variation(log_ratio: FloatArray, dim: FloatArray) -> FloatArray:
+    """Upper bound on ``TV(N(0, I_N), N(0, e^{2x} I_N))`` for ``x = log_ratio``.
+
+    With ``rho = e^{|x|}`` the densities cross on the sphere ``||z||^2 = c rho^2``,
+    ``c = 2 N |x| / (rho^2 - 1)``, so ``TV = F_N(c rho^2) - F_N(c)`` with ``F_N`` the chi-square
+    CDF; ``1e-12`` is added for the float64 evaluation.
+    """
+    x = np.abs(np.asarray(log_ratio, dtype=np.float64))
+    half_dim = 0.5 * np.asarray(dim, dtype=np.float64)
+    safe = np.maximum(x, 1e-300)
+    low = half_dim * 2.0 * safe / np.expm1(2.0 * safe)  # c / 2
+    high = low * np.exp(2.0 * safe)
+    tv = special.gammainc(half_dim, high) - special.gammainc(half_dim, low)
+    return np.where(x > 0.0, np.minimum(tv + _TV_SLACK, 1.0), 0.0)
+
+
+def _worst_case(
+    radius: FloatArray, log_t: FloatArray, dim: FloatArray, p: FloatArray
+) -> FloatArray:
+    """``W(radius, e^{log_t}, p)`` in units of ``sigma0``, inflated by the probability slack."""
+    out = np.empty_like(radius)
+    below = log_t <= 0.0
+    for mask, greater in ((below, True), (~below, False)):
+        if mask.any():
+            t = np.exp(log_t[mask])
+            out[mask] = _xi(radius[mask], 1.0, t, dim[mask], 1.0 - p[mask], greater, _RTOL)
+    return out * (1.0 + _PROBABILITY_SLACK)
+
+
+def _margin(
+    radius: FloatArray, log_t: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray
+) -> FloatArray:
+    """``D(radius, e^{log_t})``: positive where every point at that distance keeps class A."""
+    return 1.0 - _worst_case(radius, log_t, dim, 1.0 - p_a) - _worst_case(radius, log_t, dim, p_b)
+
+
+def _extreme_margin(
+    radius: FloatArray, rho: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray
+) -> FloatArray:
+    """``D`` at the two extreme ``sigma1 = e^{-+rho R}``, the smaller of the two."""
+    spread = rho * radius
+    both = (np.concatenate([radius, radius]), np.concatenate([-spread, spread]))
+    stacked = _margin(*both, *(np.concatenate([v, v]) for v in (dim, p_a, p_b)))
+    return np.minimum(stacked[: radius.size], stacked[radius.size :])
+
+
+def _extreme_radius(
+    rho: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray, cap: FloatArray
+) -> FloatArray:
+    """Bisection for the last radius in ``[0, cap]`` where both extremes keep a positive margin."""
+    lo = np.zeros_like(cap)
+    hi = cap.copy()
+    at_cap = _extreme_margin(hi, rho, dim, p_a, p_b) > 0.0
+    lo[at_cap] = hi[at_cap]
+    active = np.flatnonzero(~at_cap)
+    while active.size:
+        mid = 0.5 * (lo[active] + hi[active])
+        ok = _extreme_margin(mid, rho[active], dim[active], p_a[active], p_b[active]) > 0.0
+        lo[active] = np.where(ok, mid, lo[active])
+        hi[active] = np.where(ok, hi[active], mid)
+        active = active[hi[active] - lo[active] > _RADIUS_RTOL * hi[active]]
+    return lo
+
+
+def _verify(
+    radius: FloatArray, rho: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray
+) -> NDArray[np.bool_]:
+    """Whether ``D(radius, sigma1) > 0`` for every ``sigma1`` in ``I(radius)``, rigorously.
+
+    Bisects intervals of ``log sigma1`` until the total-variation bound of the module
+    docstring certifies them; a row is refuted when an evaluated margin is not positive or
+    when the refinement budget runs out (both round the radius down).
+    """
+    rows = radius.size
+    verified = radius > 0.0
+    spread = rho * radius
+    grid = np.linspace(-1.0, 1.0, _INITIAL_POINTS)
+    row = np.repeat(np.arange(rows), grid.size)
+    pos = np.tile(grid, rows)
+
+    def evaluate(row: NDArray[np.intp], pos: FloatArray) -> FloatArray:
+        return _margin(radius[row], pos * spread[row], dim[row], p_a[row], p_b[row])
+
+    live = verified[row]
+    margin = np.full(row.size, -1.0)
+    margin[live] = evaluate(row[live], pos[live])
+    same_row = row[1:] == row[:-1]
+    left = np.flatnonzero(same_row & live[:-1])
+    row, lo_pos, hi_pos = row[left], pos[left], pos[left + 1]
+    lo_m, hi_m = margin[left], margin[left + 1]
+    for _ in range(_MAX_DEPTH):
+        verified[row[(lo_m <= 0.0) | (hi_m <= 0.0)]] = False
+        bound = np.minimum(lo_m, hi_m) - 2.0 * scale_total_variation(
+            0.5 * (hi_pos - lo_pos) * spread[row], dim[row]
+        )
+        pending = (bound <= 0.0) & verified[row]
+        if not pending.any():
+            return verified
+        if pending.sum() > _MAX_PENDING:
+            break
+        row, lo_pos, hi_pos = row[pending], lo_pos[pending], hi_pos[pending]
+        lo_m, hi_m = lo_m[pending], hi_m[pending]
+        mid = 0.5 * (lo_pos + hi_pos)
+        mid_m = evaluate(row, mid)
+        row = np.concatenate([row, row])
+        lo_pos, hi_pos = np.concatenate([lo_pos, mid]), np.concatenate([mid, hi_pos])
+        lo_m, hi_m = np.concatenate([lo_m, mid_m]), np.concatenate([mid_m, hi_m])
+    verified[row] = False
+    return verified
+
+
+def runner_up_unit_radius(
+    rho: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray, floor: FloatArray
+) -> FloatArray:
+    """Certified radius for ``sigma0 = 1``, semi-elasticity ``rho`` and separate ``p_a``, ``p_b``.
+
+    ``floor`` is a radius known to be certified (the ``p_a``-only one); the result is at least
+    ``floor`` and at most Cohen et al.'s two-sided radius. Expects ``rho > 0`` and
+    ``0 < p_b < p_a < 1``.
+    """
+    cohen = 0.5 * (special.ndtri(p_a) - special.ndtri(p_b))
+    extreme = _extreme_radius(rho, dim, p_a, p_b, cohen)
+    result = floor.copy()
+    pending = np.flatnonzero(extreme > floor)
+    for shrink in _SHRINKS:
+        if pending.size == 0:
+            break
+        candidate = extreme[pending] * (1.0 - shrink)
+        ok = _verify(candidate, rho[pending], dim[pending], p_a[pending], p_b[pending])
+        result[pending[ok]] = np.maximum(candidate[ok], result[pending[ok]])
+        pending = pending[~ok]
+    return result
