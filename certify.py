@@ -44,6 +44,11 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
         help="autocast dtype of the base classifier (the certificate is for it as evaluated)",
     )
     parser.add_argument("--channels-last", action="store_true", help="channels-last batches")
+    parser.add_argument(
+        "--separate-pb",
+        action="store_true",
+        help="bound the runner-up class separately (IDRS paper, Appendix B.5)",
+    )
     parser.add_argument("--name", default="", help="label in tables and plots")
     parser.add_argument("--wandb-project", default="idrs-lightning")
     data = parser.add_argument_group("data and sigma(x) overrides (default: the training run's)")

@@ -44,6 +44,8 @@ class CertificationCallback(Callback):
         radii: radii of the certified-accuracy table (default: 0 to 3 sigma_b in sigma_b / 4).
         compare_constant: also certify with constant ``sigma_b`` (Cohen et al.), logged under
             ``certify_constant/``.
+        separate_pb: bound the runner-up class separately (Appendix B.5; see
+            :class:`~idrs_lightning.smoothing.Smooth`).
 
     Raises:
         ValueError: for ``every_n_epochs < 1``, ``num_examples < 1``, ``n0 > n`` or ``alpha``
@@ -65,6 +67,7 @@ class CertificationCallback(Callback):
         seed: int = 0,
         radii: list[float] | None = None,
         compare_constant: bool = False,
+        separate_pb: bool = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be at least 1, got {every_n_epochs}")
@@ -81,6 +84,7 @@ class CertificationCallback(Callback):
         self.seed = seed
         self.radii = radii
         self.compare_constant = compare_constant
+        self.separate_pb = separate_pb
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -113,6 +117,7 @@ class CertificationCallback(Callback):
             0.0 if constant else datamodule.rate,
             self.batch_size,
             self.seed,
+            separate_pb=self.separate_pb,
         )
         was_training = pl_module.training
         try:

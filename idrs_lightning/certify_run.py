@@ -51,6 +51,7 @@ class CertifyConfig:
     device: str = "auto"
     precision: str = "32"  # "32", "bf16" or "16": autocast dtype of the base classifier
     channels_last: bool = False
+    separate_pb: bool = False  # bound the runner-up separately (IDRS paper, Appendix B.5)
     name: str = ""
     wandb_project: str = "idrs-lightning"
     data: dict[str, object] = field(default_factory=dict)
@@ -165,6 +166,7 @@ def run_certification(config: CertifyConfig) -> dict | None:
         config.seed,
         autocast_dtype=_AUTOCAST[config.precision],
         channels_last=config.channels_last,
+        separate_pb=config.separate_pb,
     )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -201,6 +203,7 @@ def run_certification(config: CertifyConfig) -> dict | None:
                     time=f"{seconds:.4f}",
                     sigma=repr(cert.sigma),
                     pA_lower=repr(cert.p_a_lower),
+                    pB_upper=repr(cert.p_b_upper),
                     counts=",".join(str(c) for c in cert.counts),
                 )
             progress.update(len(chosen))
@@ -228,7 +231,8 @@ def _report(config: CertifyConfig, datamodule: SmoothingDataModule, out: Path) -
         "data": {k: datamodule.hparams[k] for k in datamodule.hparams},
     }
     name = config.name or (
-        "constant sigma" if datamodule.rate == 0 else f"IDRS r={datamodule.rate}"
+        ("constant sigma" if datamodule.rate == 0 else f"IDRS r={datamodule.rate}")
+        + (", separate pB" if config.separate_pb else "")
     )
     summary["name"] = name
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -1,7 +1,8 @@
 """Per-input certification results as a TSV file that survives interruption.
 
 Columns are Cohen et al.'s ``idx label predict radius correct time`` followed by ``sigma``,
-``pA_lower`` and ``counts`` (the estimation counts, comma-separated), so one reader serves both.
+``pA_lower``, ``pB_upper`` (``nan`` unless the runner-up was bounded separately) and ``counts``
+(the estimation counts, comma-separated), so one reader serves both.
 Every row is written and flushed as soon as it is produced. Reopening a file for the same run
 keeps every complete row, drops a torn last line (a kill mid-write), and reports which indices
 are done, so a restarted run continues after the last complete row.
@@ -16,7 +17,18 @@ from typing import TextIO
 
 import numpy as np
 
-COLUMNS = ("idx", "label", "predict", "radius", "correct", "time", "sigma", "pA_lower", "counts")
+COLUMNS = (
+    "idx",
+    "label",
+    "predict",
+    "radius",
+    "correct",
+    "time",
+    "sigma",
+    "pA_lower",
+    "pB_upper",
+    "counts",
+)
 HEADER = "\t".join(COLUMNS) + "\n"
 
 

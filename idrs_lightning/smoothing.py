@@ -4,7 +4,8 @@
 input's device from generators seeded by ``(seed, index, stage, block)``: every block of
 :data:`NOISE_BLOCK` samples of an input has its own stream, so counts do not depend on the
 batch size, the device count or restarts (batches hold whole blocks). The certified radius is
-Cohen's for constant noise (``rate = 0``) and Theorem 7's for an r-semi-elastic sigma(x).
+Cohen's for constant noise (``rate = 0``) and Theorem 7's for an r-semi-elastic sigma(x),
+either with ``p_b = 1 - p_a`` or with a separate upper bound on the runner-up (Appendix B.5).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .certification import binomial_abstain_test, clopper_pearson_lower, cohen_radius, idrs_radius
+from .certification import (
+    binomial_abstain_test,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    cohen_radius,
+    idrs_radius,
+)
 
 ABSTAIN = -1
 NOISE_BLOCK = 100
@@ -31,6 +38,7 @@ class Certificate:
     p_a_lower: float
     counts: np.ndarray
     sigma: float
+    p_b_upper: float = float("nan")  # nan unless the runner-up was bounded separately
 
 
 class Smooth:
@@ -50,6 +58,12 @@ class Smooth:
             for the classifier as evaluated, so reduced precision is sound, only different.
         channels_last: feed image batches in channels-last memory format (faster convolutions
             on recent GPUs).
+        separate_pb: bound the runner-up class separately (IDRS paper, Appendix B.5): from the
+            same estimation counts, ``p_a`` is the lower and ``p_b`` the upper Clopper-Pearson
+            bound of the top and the largest other count, each at ``alpha / 2`` (so both hold
+            with probability ``1 - alpha``), and the input is certified when ``p_a > p_b``.
+            The radius is then at least the ``p_b = 1 - p_a`` one and certifies inputs with
+            ``p_a <= 1/2`` too, which matters for many classes.
     """
 
     def __init__(
@@ -61,6 +75,7 @@ class Smooth:
         seed: int = 0,
         autocast_dtype: torch.dtype | None = None,
         channels_last: bool = False,
+        separate_pb: bool = False,
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -75,6 +90,7 @@ class Smooth:
         self.seed = seed
         self.autocast_dtype = autocast_dtype
         self.channels_last = channels_last
+        self.separate_pb = separate_pb
         if channels_last:
             base_classifier.to(memory_format=torch.channels_last)
 
@@ -116,10 +132,25 @@ class Smooth:
         selection = self._counts(xs, sigmas, n0, indices, _SELECTION)
         estimation = self._counts(xs, sigmas, n, indices, _ESTIMATION)
         c_a_hat = selection.argmax(axis=1)
-        n_a = estimation[np.arange(len(xs)), c_a_hat]
-        p_a_lower = clopper_pearson_lower(n_a, n, alpha)
-        radius = self.radii(xs[0].numel(), np.asarray(sigmas, dtype=np.float64), p_a_lower)
-        certified = p_a_lower > 0.5
+        rows = np.arange(len(xs))
+        n_a = estimation[rows, c_a_hat]
+        sigma = np.asarray(sigmas, dtype=np.float64)
+        if self.separate_pb:
+            others = estimation.copy()
+            others[rows, c_a_hat] = -1
+            p_a_lower = clopper_pearson_lower(n_a, n, alpha / 2)
+            # 1 - p_a bounds the runner-up too (the Clopper-Pearson bounds may overlap)
+            p_b_upper = np.minimum(
+                clopper_pearson_upper(others.max(axis=1), n, alpha / 2), 1.0 - p_a_lower
+            )
+            certified = p_a_lower > p_b_upper
+        else:
+            p_a_lower = clopper_pearson_lower(n_a, n, alpha)
+            p_b_upper = np.full(len(xs), np.nan)
+            certified = p_a_lower > 0.5
+        radius = self.radii(
+            xs[0].numel(), sigma, p_a_lower, p_b_upper if self.separate_pb else None
+        )
         return [
             Certificate(
                 int(c_a_hat[i]) if certified[i] else ABSTAIN,
@@ -127,15 +158,24 @@ class Smooth:
                 float(p_a_lower[i]),
                 estimation[i],
                 float(sigmas[i]),
+                float(p_b_upper[i]),
             )
             for i in range(len(xs))
         ]
 
-    def radii(self, dim: int, sigma: np.ndarray, p_a_lower: np.ndarray) -> np.ndarray:
-        """Certified radii: Cohen's for ``rate = 0``, else Theorem 7 at this rate."""
+    def radii(
+        self,
+        dim: int,
+        sigma: np.ndarray,
+        p_a_lower: np.ndarray,
+        p_b_upper: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Certified radii: Cohen's for ``rate = 0``, else Theorem 7 at this rate; with
+        ``p_b_upper`` (at most ``1 - p_a_lower``) the two-sided forms (Cohen et al.'s and
+        Appendix B.5's)."""
         if self.rate == 0:
-            return cohen_radius(sigma, p_a_lower)
-        return idrs_radius(sigma, self.rate, dim, p_a_lower)
+            return cohen_radius(sigma, p_a_lower, p_b_upper)
+        return idrs_radius(sigma, self.rate, dim, p_a_lower, p_b_upper)
 
     def predict(self, x: torch.Tensor, sigma: float, n: int, alpha: float, index: int) -> int:
         """Cohen et al.'s PREDICT: the top class, or ``ABSTAIN``.

@@ -71,6 +71,10 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
     for before, p in zip(grads, module.parameters(), strict=True):
         assert (before is None and p.grad is None) or torch.equal(before, p.grad)
 
+    # The runner-up bound of Appendix B.5 certifies the same subset.
+    two_sided = CertificationCallback(num_examples=12, n0=16, n=128, separate_pb=True)
+    assert two_sided.certify(trainer, module)["count"] == 12
+
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),

@@ -88,6 +88,7 @@ def test_outputs(checkpoint, tmp_path) -> None:
         "time",
         "sigma",
         "pA_lower",
+        "pB_upper",
         "counts",
     }
     correct = sum(int(r["correct"]) for r in rows)
@@ -104,6 +105,19 @@ def test_outputs(checkpoint, tmp_path) -> None:
     assert list((out / "wandb").glob("offline-run-*"))
     # The evaluation sigma(x) is the training run's kNN design (varies across inputs).
     assert len({r["sigma"] for r in rows}) > 1
+
+
+def test_separate_runner_up_bound(checkpoint, tmp_path) -> None:
+    config = CertifyConfig(
+        str(checkpoint), str(tmp_path / "pb"), n0=50, n=300, indices="0:6", separate_pb=True
+    )
+    summary = run_certification(config)
+    rows = read_rows(tmp_path / "pb" / "results.tsv")
+    assert summary["name"] == "IDRS r=0.05, separate pB"
+    for row in rows:
+        p_a, p_b = float(row["pA_lower"]), float(row["pB_upper"])
+        assert 0.0 <= p_b <= 1.0 - p_a
+        assert (float(row["radius"]) > 0.0) == (p_a > p_b) == (int(row["predict"]) >= 0)
 
 
 def test_killed_run_resumes_to_the_same_rows(checkpoint, tmp_path) -> None:
@@ -216,9 +230,11 @@ def test_command_line_options_reach_the_configuration(monkeypatch) -> None:
             "--m",
             "4.5",
             "--constant",
+            "--separate-pb",
             "--indices",
             "0:9",
         ]
     )
+    assert config.separate_pb
     assert (config.n, config.n0, config.precision, config.channels_last) == (500, 20, "bf16", True)
     assert config.data == {"r": 0.02, "m": 4.5} and config.constant and config.indices == "0:9"

@@ -37,6 +37,35 @@ def test_certificate_is_below_the_true_radius() -> None:
         assert cert.counts.sum() == 20_000
 
 
+class ThreeBands(nn.Module):
+    """Class 0, 1, 2 on x_0 < -0.524, [-0.524, 0.755), beyond: at x = 0 with sigma = 1 the
+    smoothed probabilities are 0.3, 0.475 and 0.225, so the top class is below 1/2."""
+
+    edges = (-0.5244005127080407, 0.7554150263604693)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = x.reshape(len(x), -1)[:, 0]
+        band = (first >= self.edges[0]).long() + (first >= self.edges[1]).long()
+        return nn.functional.one_hot(band, 3).float()
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05])
+def test_separate_runner_up_bound_certifies_a_top_class_below_one_half(rate: float) -> None:
+    x = torch.zeros(64)
+    two_class = Smooth(ThreeBands(), 3, rate=rate).certify(x, 1.0, 100, 20_000, 0.001, index=5)
+    assert two_class.prediction == ABSTAIN  # p_a < 1/2
+    cert = Smooth(ThreeBands(), 3, rate=rate, separate_pb=True).certify(
+        x, 1.0, 100, 20_000, 0.001, index=5
+    )
+    assert cert.prediction == 1
+    assert cert.p_a_lower <= 0.475 and cert.p_b_upper >= 0.3  # bounds hold (alpha = 1e-3)
+    # at most the true two-sided radius of these smoothed probabilities (Cohen et al.)
+    assert 0.0 < cert.radius <= float(cohen_radius(1.0, 0.475, 0.3))
+    assert cert.radius == pytest.approx(
+        float(cohen_radius(1.0, cert.p_a_lower, cert.p_b_upper)), rel=0.2 if rate else 1e-12
+    )
+
+
 def test_input_dependent_radius_is_smaller_than_cohens() -> None:
     constant = Smooth(HalfSpace(), num_classes=2)
     varying = Smooth(HalfSpace(), num_classes=2, rate=0.5)
