@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from ._quadric import quadric_quantile, quadric_tail
+from ._search import last_certified
 from ._validation import check_count, check_non_negative, check_positive, check_range
 from .runner_up import runner_up_unit_radius
 
@@ -109,37 +110,10 @@ def _unit_radius(rho: FloatArray, dim: FloatArray, p_b: FloatArray) -> FloatArra
         budget = _p_b_budget(radius, rho[idx], dim[idx]) * (1.0 - _PROBABILITY_SLACK)
         return -special.ndtri(budget) - target[idx]
 
-    g_lo = -target
     g_hi = excess(hi, np.arange(rho.size))
     capped = g_hi < 0.0  # numerically certified at Cohen's radius: Theorem 15 caps it there
     lo[capped] = hi[capped]
-    active = np.flatnonzero(~capped)
-    retained = np.zeros(rho.size, dtype=np.int8)  # +1: hi kept last step, -1: lo kept
-    for _ in range(_MAX_ITERATIONS):
-        if active.size == 0:
-            break
-        left, right, g_left, g_right = lo[active], hi[active], g_lo[active], g_hi[active]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            guess = right - g_right * (right - left) / (g_right - g_left)
-        # Stay a tolerance away from the ends so that a guess on the root also shrinks the
-        # bracket from the other side.
-        nudge = np.minimum(0.5 * _RADIUS_RTOL * right, 0.25 * (right - left))
-        radius = np.where(
-            np.isfinite(guess), np.clip(guess, left + nudge, right - nudge), 0.5 * (left + right)
-        )
-        g = excess(radius, active)
-        certified = g < 0.0
-        # Illinois: halve the function value at an endpoint kept twice in a row.
-        keep_hi_again = certified & (retained[active] == 1)
-        keep_lo_again = ~certified & (retained[active] == -1)
-        lo[active] = np.where(certified, radius, left)
-        g_lo[active] = np.where(certified, g, np.where(keep_lo_again, 0.5 * g_left, g_left))
-        hi[active] = np.where(certified, right, radius)
-        g_hi[active] = np.where(certified, np.where(keep_hi_again, 0.5 * g_right, g_right), g)
-        retained[active] = np.where(certified, 1, -1)
-        converged = hi[active] - lo[active] <= _RADIUS_RTOL * hi[active]
-        active = active[~converged]
-    return lo
+    return last_certified(excess, lo, hi, -target, g_hi, _RADIUS_RTOL, _MAX_ITERATIONS)
 
 
 def idrs_radius(

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from ._search import last_certified
 from .xi import _xi
 
 FloatArray = NDArray[np.float64]
@@ -106,19 +107,17 @@ def _extreme_margin(
 def _extreme_radius(
     rho: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray, cap: FloatArray
 ) -> FloatArray:
-    """Bisection for the last radius in ``[0, cap]`` where both extremes keep a positive margin."""
+    """The last radius in ``[0, cap]`` where both extremes keep a positive margin."""
+
+    def excess(radius: FloatArray, rows: NDArray[np.intp]) -> FloatArray:
+        return -_extreme_margin(radius, rho[rows], dim[rows], p_a[rows], p_b[rows])
+
     lo = np.zeros_like(cap)
-    hi = cap.copy()
-    at_cap = _extreme_margin(hi, rho, dim, p_a, p_b) > 0.0
-    lo[at_cap] = hi[at_cap]
-    active = np.flatnonzero(~at_cap)
-    while active.size:
-        mid = 0.5 * (lo[active] + hi[active])
-        ok = _extreme_margin(mid, rho[active], dim[active], p_a[active], p_b[active]) > 0.0
-        lo[active] = np.where(ok, mid, lo[active])
-        hi[active] = np.where(ok, hi[active], mid)
-        active = active[hi[active] - lo[active] > _RADIUS_RTOL * hi[active]]
-    return lo
+    g_lo = excess(lo, np.arange(cap.size))
+    g_hi = excess(cap, np.arange(cap.size))
+    lo[g_hi < 0.0] = cap[g_hi < 0.0]
+    hi = np.where(g_lo < 0.0, cap, 0.0)  # no margin even at R = 0: nothing is certified
+    return last_certified(excess, lo, hi, g_lo, g_hi, _RADIUS_RTOL)
 
 
 def _verify(
