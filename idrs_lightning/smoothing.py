@@ -209,22 +209,33 @@ class Smooth:
                 chunk = work[first : first + self.blocks_per_batch]
                 sizes = [tail if b == blocks - 1 else NOISE_BLOCK for _, b in chunk]
                 batch = torch.empty((sum(sizes), *xs.shape[1:]), device=xs.device, dtype=xs.dtype)
+                segments: list[list[int]] = []  # [input, first row, end row] of each input
                 offset = 0
                 for (i, b), size in zip(chunk, sizes, strict=True):
-                    rows = batch[offset : offset + size]
-                    self._block_noise(xs[i], indices[i], stage, b, rows)
-                    rows.mul_(sigmas[i]).add_(xs[i])
+                    self._block_noise(xs[i], indices[i], stage, b, batch[offset : offset + size])
+                    if segments and segments[-1][0] == i:
+                        segments[-1][2] = offset + size
+                    else:
+                        segments.append([i, offset, offset + size])
                     offset += size
-                owner = torch.repeat_interleave(
-                    torch.tensor([i for i, _ in chunk], device=xs.device),
-                    torch.tensor(sizes, device=xs.device),
-                )
+                for i, start, end in segments:  # one pass per input, not per block
+                    batch[start:end].mul_(sigmas[i]).add_(xs[i])
                 if self.channels_last and batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 predictions = self.base_classifier(batch).argmax(dim=1)
-                counts += torch.bincount(
-                    owner * self.num_classes + predictions, minlength=counts.numel()
-                )
+                if len(segments) == 1:
+                    row = segments[0][0] * self.num_classes
+                    counts[row : row + self.num_classes] += torch.bincount(
+                        predictions, minlength=self.num_classes
+                    )
+                else:
+                    owner = torch.repeat_interleave(
+                        torch.tensor([i for i, _, _ in segments], device=xs.device),
+                        torch.tensor([end - start for _, start, end in segments], device=xs.device),
+                    )
+                    counts += torch.bincount(
+                        owner * self.num_classes + predictions, minlength=counts.numel()
+                    )
         return counts.view(len(xs), self.num_classes).cpu().numpy()
 
     def _block_noise(
