@@ -133,3 +133,23 @@ def test_certified_for_every_sigma1_by_the_mpmath_reference(
     beyond = radius * (1.0 + 1e-4)
     extremes = np.exp(rho * beyond * np.array([-1.0, 1.0]))
     assert min(_reference_margin(beyond, t, dim, p_a, p_b) for t in extremes) < 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dim", "rho", "p_a", "p_b"),
+    [(2, 0.1, 0.999, 9.49 * 2.0**-53), (3, 1e-3, 0.99, 1e-15), (60, 1e-2, 1 - 1e-9, 1e-15)],
+)
+def test_tiny_p_b_is_used_as_given(dim: int, rho: float, p_a: float, p_b: float) -> None:
+    # 1 - (1 - p_b) would round p_b down by up to 5e-17 (5% at 1e-15) and over-certify.
+    radius = float(idrs_radius(1.0, rho, dim, p_a, p_b))
+    assert radius > 0.0
+    ratios = np.exp(rho * radius * np.linspace(-1.0, 1.0, 5))
+    assert min(_reference_margin(radius, t, dim, p_a, p_b) for t in ratios) > 0.0
+
+
+def test_margin_too_small_to_resolve_falls_back_within_the_bounds() -> None:
+    # Probabilities of ~1e-5 across sigma1: the additive bound cannot resolve the margin at
+    # the nearly exact radius, so a shorter radius (or the p_a-only one) is verified instead.
+    radius = idrs_radius(1.0, 0.0049, 10, 0.5433, 2.9e-17)
+    assert idrs_radius(1.0, 0.0049, 10, 0.5433) < radius <= cohen_radius(1.0, 0.5433, 1e-15)

@@ -45,7 +45,6 @@ def _xi(
     dim: ArrayLike,
     p_a: ArrayLike,
     greater: bool,
-    rtol: float = STRICT_RTOL,
 ) -> FloatArray:
     a = check_non_negative("a", a)
     sigma0 = check_positive("sigma0", sigma0)
@@ -61,10 +60,26 @@ def _xi(
         name = "xi_greater" if greater else "xi_less"
         raise ValueError(f"{name} needs {relation}, got sigma1/sigma0 = {(sigma1 / sigma0)[0]!r}")
 
-    dist = a / sigma0
-    t = sigma1 / sigma0
+    return worst_case_probability(a / sigma0, sigma1 / sigma0, dim, 1.0 - p_a, greater).reshape(
+        shape
+    )
+
+
+def worst_case_probability(
+    dist: FloatArray,
+    t: FloatArray,
+    dim: FloatArray,
+    level: FloatArray,
+    greater: bool,
+    rtol: float = STRICT_RTOL,
+) -> FloatArray:
+    """``sup {P_1(E) : P_0(E) <= level}`` for flat arrays in units of ``sigma0``.
+
+    ``dist = ||x1 - x0|| / sigma0`` and ``t = sigma1 / sigma0`` (``<= 1`` with ``greater``,
+    ``>= 1`` without); the level is taken as given, so a tiny one keeps its relative accuracy.
+    """
+    p_b = level
     eps = np.abs(1.0 - t * t)
-    p_b = 1.0 - p_a
     theta0 = (2.0 * dist, eps)
     theta1 = (2.0 * dist * t**3, eps * t * t)
     shift = dist * dist * (1.0 + t * t)
@@ -86,7 +101,7 @@ def _xi(
             )[0]
         else:
             result[rest] = quadric_tail(tau + shift[rest], *th1, dim[rest], False, rtol=rtol)[0]
-    return result.reshape(shape)
+    return result
 
 
 def xi_greater(
