@@ -204,11 +204,13 @@ class Smooth:
         autocast = torch.autocast(
             xs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
         )
+        rows = min(self.blocks_per_batch, len(work)) * NOISE_BLOCK
+        buffer = torch.empty((rows, *xs.shape[1:]), device=xs.device, dtype=xs.dtype)
         with torch.no_grad(), autocast:
             for first in range(0, len(work), self.blocks_per_batch):
                 chunk = work[first : first + self.blocks_per_batch]
                 sizes = [tail if b == blocks - 1 else NOISE_BLOCK for _, b in chunk]
-                batch = torch.empty((sum(sizes), *xs.shape[1:]), device=xs.device, dtype=xs.dtype)
+                batch = buffer[: sum(sizes)]  # one allocation per call, refilled every batch
                 segments: list[list[int]] = []  # [input, first row, end row] of each input
                 offset = 0
                 for (i, b), size in zip(chunk, sizes, strict=True):

@@ -55,7 +55,10 @@ _RTOL = 1e-6
 _TV_SLACK = 1e-12
 _RADIUS_RTOL = 1e-9
 _SHRINKS = (1e-6, 1e-3, 3e-2)
-_INITIAL_POINTS = 9
+# First grid over I(R), in units of its half-width: 9 even points, and points 2^-k of the
+# width from either end, where the margin is smallest and the bisection would go deepest.
+_NEAR_ENDS = 1.0 - 2.0 ** -np.arange(1.0, 25.0)
+_INITIAL_GRID = np.unique(np.concatenate([np.linspace(-1.0, 1.0, 9), _NEAR_ENDS, -_NEAR_ENDS]))
 _MAX_DEPTH = 48
 # Margin evaluations one row may spend on one check; a row that needs more is refuted. Where
 # the margin is tiny across the whole interval (probabilities of 1e-5 and below, as for
@@ -102,7 +105,10 @@ def _margin(
     radius: FloatArray, log_t: FloatArray, dim: FloatArray, p_a: FloatArray, p_b: FloatArray
 ) -> FloatArray:
     """``D(radius, e^{log_t})``: positive where every point at that distance keeps class A."""
-    return 1.0 - _worst_case(radius, log_t, dim, 1.0 - p_a) - _worst_case(radius, log_t, dim, p_b)
+    both = _worst_case(
+        *(np.concatenate([v, v]) for v in (radius, log_t, dim)), np.concatenate([1.0 - p_a, p_b])
+    )
+    return 1.0 - both[: radius.size] - both[radius.size :]
 
 
 def _extreme_margin(
@@ -143,9 +149,8 @@ def _verify(
     rows = radius.size
     verified = radius > 0.0
     spread = rho * radius
-    grid = np.linspace(-1.0, 1.0, _INITIAL_POINTS)
-    row = np.repeat(np.arange(rows), grid.size)
-    pos = np.tile(grid, rows)
+    row = np.repeat(np.arange(rows), _INITIAL_GRID.size)
+    pos = np.tile(_INITIAL_GRID, rows)
 
     def evaluate(row: NDArray[np.intp], pos: FloatArray) -> FloatArray:
         return _margin(radius[row], pos * spread[row], dim[row], p_a[row], p_b[row])
