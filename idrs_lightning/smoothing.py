@@ -38,7 +38,7 @@ class Certificate:
     p_a_lower: float
     counts: np.ndarray
     sigma: float
-    p_b_upper: float = float("nan")  # nan unless the runner-up was bounded separately
+    p_b_upper: float  # nan unless the runner-up was bounded separately
 
 
 class Smooth:
@@ -62,8 +62,10 @@ class Smooth:
             same estimation counts, ``p_a`` is the lower and ``p_b`` the upper Clopper-Pearson
             bound of the top and the largest other count, each at ``alpha / 2`` (so both hold
             with probability ``1 - alpha``), and the input is certified when ``p_a > p_b``.
-            The radius is then at least the ``p_b = 1 - p_a`` one and certifies inputs with
-            ``p_a <= 1/2`` too, which matters for many classes.
+            Inputs with ``p_a <= 1/2`` are certified too, and a runner-up well below
+            ``1 - p_a`` enlarges the radius, which matters for many classes; with two
+            classes, or a runner-up near ``1 - p_a``, the radius is slightly smaller than
+            without the option, as ``p_a`` is then taken at ``alpha / 2``.
     """
 
     def __init__(
@@ -148,13 +150,18 @@ class Smooth:
             p_a_lower = clopper_pearson_lower(n_a, n, alpha)
             p_b_upper = np.full(len(xs), np.nan)
             certified = p_a_lower > 0.5
-        radius = self.radii(
-            xs[0].numel(), sigma, p_a_lower, p_b_upper if self.separate_pb else None
-        )
+        radius = np.zeros(len(xs))
+        if certified.any():  # p_a_lower is 0 where the selected class got no votes
+            radius[certified] = self.radii(
+                xs[0].numel(),
+                sigma[certified],
+                p_a_lower[certified],
+                p_b_upper[certified] if self.separate_pb else None,
+            )
         return [
             Certificate(
                 int(c_a_hat[i]) if certified[i] else ABSTAIN,
-                float(radius[i]) if certified[i] else 0.0,
+                float(radius[i]),
                 float(p_a_lower[i]),
                 estimation[i],
                 float(sigmas[i]),
@@ -171,8 +178,10 @@ class Smooth:
         p_b_upper: np.ndarray | None = None,
     ) -> np.ndarray:
         """Certified radii: Cohen's for ``rate = 0``, else Theorem 7 at this rate; with
-        ``p_b_upper`` (at most ``1 - p_a_lower``) the two-sided forms (Cohen et al.'s and
-        Appendix B.5's)."""
+        ``p_b_upper`` the two-sided forms (Cohen et al.'s and Appendix B.5's), where a
+        ``p_b_upper`` above ``1 - p_a_lower`` is lowered to it (that bounds the runner-up too)."""
+        if p_b_upper is not None:
+            p_b_upper = np.minimum(p_b_upper, 1.0 - p_a_lower)
         if self.rate == 0:
             return cohen_radius(sigma, p_a_lower, p_b_upper)
         return idrs_radius(sigma, self.rate, dim, p_a_lower, p_b_upper)
@@ -224,7 +233,14 @@ class Smooth:
                     batch[start:end].mul_(sigmas[i]).add_(xs[i])
                 if self.channels_last and batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                predictions = self.base_classifier(batch).argmax(dim=1)
+                logits = self.base_classifier(batch)
+                if logits.shape != (len(batch), self.num_classes):
+                    raise ValueError(
+                        f"the base classifier returned logits of shape {tuple(logits.shape)} "
+                        f"for {len(batch)} inputs; expected ({len(batch)}, {self.num_classes}) "
+                        "(num_classes)"
+                    )
+                predictions = logits.argmax(dim=1)
                 if len(segments) == 1:
                     row = segments[0][0] * self.num_classes
                     counts[row : row + self.num_classes] += torch.bincount(

@@ -66,6 +66,32 @@ def test_separate_runner_up_bound_certifies_a_top_class_below_one_half(rate: flo
     )
 
 
+class ChangesMind(nn.Module):
+    """Class 0 on its first forward pass (the selection stage), class 1 ever after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return nn.functional.one_hot(torch.full((len(x),), int(self.calls > 1)), 2).float()
+
+
+@pytest.mark.parametrize("separate_pb", [False, True])
+@pytest.mark.parametrize("rate", [0.0, 0.05])
+def test_selected_class_without_estimation_votes_abstains(rate: float, separate_pb: bool) -> None:
+    cert = Smooth(ChangesMind(), 2, rate=rate, separate_pb=separate_pb).certify(
+        _point(0.0), 0.25, 100, 1_000, 0.001, index=0
+    )
+    assert (cert.prediction, cert.radius, cert.p_a_lower) == (ABSTAIN, 0.0, 0.0)
+
+
+def test_logits_of_the_wrong_width_are_one_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"logits of shape \(100, 2\).*expected \(100, 3\)"):
+        Smooth(HalfSpace(), 3).certify(_point(0.5), 0.25, 100, 1_000, 0.001, index=0)
+
+
 def test_input_dependent_radius_is_smaller_than_cohens() -> None:
     constant = Smooth(HalfSpace(), num_classes=2)
     varying = Smooth(HalfSpace(), num_classes=2, rate=0.5)

@@ -34,7 +34,6 @@ _SMALLEST_P_B = 1e-15
 # Relative shrink of closed-form radii, covering the few-ulp error of ndtri.
 _CLOSED_FORM_SLACK = 1e-14
 _RADIUS_RTOL = 1e-9
-_MAX_ITERATIONS = 100
 
 
 def cohen_radius(sigma: ArrayLike, p_a: ArrayLike, p_b: ArrayLike | None = None) -> FloatArray:
@@ -113,7 +112,7 @@ def _unit_radius(rho: FloatArray, dim: FloatArray, p_b: FloatArray) -> FloatArra
     g_hi = excess(hi, np.arange(rho.size))
     capped = g_hi < 0.0  # numerically certified at Cohen's radius: Theorem 15 caps it there
     lo[capped] = hi[capped]
-    return last_certified(excess, lo, hi, -target, g_hi, _RADIUS_RTOL, _MAX_ITERATIONS)
+    return last_certified(excess, lo, hi, -target, g_hi, _RADIUS_RTOL)
 
 
 def idrs_radius(
@@ -195,19 +194,20 @@ def _runner_up_radius(
 ) -> FloatArray:
     """:func:`idrs_radius` with a separate ``p_b`` (validated, broadcast arguments)."""
     p_b = np.minimum(p_b, 1.0 - p_a)
-    radius = cohen_radius(sigma0, p_a, np.maximum(p_b, _SMALLEST_P_B))
-    floor = idrs_radius(sigma0, r, dim, p_a)
+    cohen = cohen_radius(sigma0, p_a, np.maximum(p_b, _SMALLEST_P_B))
+    floor = idrs_radius(sigma0, r, dim, p_a)  # the p_b = 1 - p_a radius, sound for any p_b
     rho = (r * sigma0).ravel()
-    needs_search = (rho > 0.0) & (p_a.ravel() < 1.0) & (radius.ravel() > 0.0)
+    flat = np.where(rho > 0.0, floor.ravel(), cohen.ravel())
+    # With p_b = 1 - p_a the two-set condition is Theorem 7's: nothing to search.
+    needs_search = (rho > 0.0) & (p_a.ravel() < 1.0) & (p_b.ravel() < 1.0 - p_a.ravel())
+    needs_search &= cohen.ravel() > 0.0
     if needs_search.any():
         columns = [rho, dim.ravel(), p_a.ravel(), np.maximum(p_b.ravel(), _SMALLEST_P_B)]
         columns.append(floor.ravel() / sigma0.ravel())
         keys = np.stack([c[needs_search] for c in columns], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         unit = runner_up_unit_radius(*unique.T)
-        flat = radius.ravel().copy()
         flat[needs_search] = np.minimum(
-            unit[inverse.ravel()] * sigma0.ravel()[needs_search], flat[needs_search]
+            unit[inverse.ravel()] * sigma0.ravel()[needs_search], cohen.ravel()[needs_search]
         )
-        radius = flat.reshape(radius.shape)
-    return radius
+    return flat.reshape(cohen.shape)
