@@ -127,9 +127,21 @@ def _claim_output(out: Path, config: CertifyConfig) -> None:
     record = out / "certify_settings.json"
     text = json.dumps(settings, indent=2, sort_keys=True, default=str)
     if record.exists() and record.read_text() != text:
+        try:
+            recorded = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            recorded = {}
+        current = json.loads(text)
+        differing = sorted(
+            f"{key} (not recorded: written by an older certify.py)"
+            if key not in recorded
+            else f"{key}={recorded[key]!r} there"
+            for key in current.keys() | recorded.keys()
+            if recorded.get(key) != current.get(key)
+        )
         raise ValueError(
-            f"{out} holds results of a run with other settings (see {record.name}); "
-            "choose another output directory"
+            f"{out} holds results of a run with other settings: {', '.join(differing)} "
+            f"(see {record.name}); choose another output directory"
         )
     record.write_text(text)
 

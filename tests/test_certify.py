@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper, idrs_radius
 from idrs_lightning.certify_run import CertifyConfig, run_certification
 from idrs_lightning.results import read_rows
 
@@ -109,15 +110,26 @@ def test_outputs(checkpoint, tmp_path) -> None:
 
 def test_separate_runner_up_bound(checkpoint, tmp_path) -> None:
     config = CertifyConfig(
-        str(checkpoint), str(tmp_path / "pb"), n0=50, n=300, indices="0:6", separate_pb=True
+        str(checkpoint), str(tmp_path / "pb"), n0=50, n=2000, indices="0:12", separate_pb=True
     )
     summary = run_certification(config)
     rows = read_rows(tmp_path / "pb" / "results.tsv")
     assert summary["name"] == "IDRS r=0.05, separate pB"
+    separate = 0
     for row in rows:
         p_a, p_b = float(row["pA_lower"]), float(row["pB_upper"])
-        assert 0.0 <= p_b <= 1.0 - p_a
-        assert (float(row["radius"]) > 0.0) == (p_a > p_b) == (int(row["predict"]) >= 0)
+        predicted = int(row["predict"])
+        if predicted < 0:
+            assert p_a <= p_b
+            continue
+        counts = [int(c) for c in row["counts"].split(",")]
+        runner_up = max(c for label, c in enumerate(counts) if label != predicted)
+        expected = min(float(clopper_pearson_upper(runner_up, 2000, 5e-4)), 1.0 - p_a)
+        assert p_a == float(clopper_pearson_lower(counts[predicted], 2000, 5e-4)) > p_b == expected
+        radius = float(idrs_radius(float(row["sigma"]), 0.05, 64, p_a, p_b))
+        assert float(row["radius"]) == radius > 0.0
+        separate += p_b < 1.0 - p_a
+    assert separate > 0, "some runner-up bound below 1 - p_a"
 
 
 def test_killed_run_resumes_to_the_same_rows(checkpoint, tmp_path) -> None:
@@ -205,7 +217,7 @@ def test_corrupt_checkpoint_and_foreign_output_file(checkpoint, tmp_path) -> Non
 def test_resuming_with_other_settings_is_refused(checkpoint, tmp_path) -> None:
     out = str(tmp_path / "out")
     run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=200, indices="0:2"))
-    with pytest.raises(ValueError, match="holds results of a run with other settings"):
+    with pytest.raises(ValueError, match="holds results of a run with other settings: n=200 th"):
         run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=300, indices="0:2"))
     assert len(read_rows(tmp_path / "out" / "results.tsv")) == 2
 
