@@ -119,7 +119,13 @@ def test_bad_p_b_names_the_argument(p_b: float, message: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("dim", "rho", "p_a", "p_b"),
-    [(2, 0.5, 0.9, 0.01), (60, 0.2, 0.6, 0.2), (784, 0.05, 0.99, 1e-4), (3072, 0.02, 0.5, 0.1)],
+    [
+        (2, 0.5, 0.9, 0.01),
+        (60, 0.2, 0.6, 0.2),
+        (784, 0.05, 0.99, 1e-4),
+        (3072, 0.02, 0.5, 0.1),
+        (150528, 0.002, 0.99, 1e-3),  # ImageNet 224 x 224 x 3
+    ],
 )
 def test_certified_for_every_sigma1_by_the_mpmath_reference(
     dim: int, rho: float, p_a: float, p_b: float
