@@ -209,7 +209,7 @@ class Smooth:
         blocks = -(-num // NOISE_BLOCK)
         tail = num - (blocks - 1) * NOISE_BLOCK  # samples used from each input's last block
         work = [(i, b) for i in range(len(xs)) for b in range(blocks)]
-        counts = torch.zeros(len(xs) * self.num_classes, dtype=torch.long, device=xs.device)
+        counts = torch.zeros((len(xs), self.num_classes), dtype=torch.long, device=xs.device)
         autocast = torch.autocast(
             xs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
         )
@@ -241,20 +241,9 @@ class Smooth:
                         "(num_classes)"
                     )
                 predictions = logits.argmax(dim=1)
-                if len(segments) == 1:
-                    row = segments[0][0] * self.num_classes
-                    counts[row : row + self.num_classes] += torch.bincount(
-                        predictions, minlength=self.num_classes
-                    )
-                else:
-                    owner = torch.repeat_interleave(
-                        torch.tensor([i for i, _, _ in segments], device=xs.device),
-                        torch.tensor([end - start for _, start, end in segments], device=xs.device),
-                    )
-                    counts += torch.bincount(
-                        owner * self.num_classes + predictions, minlength=counts.numel()
-                    )
-        return counts.view(len(xs), self.num_classes).cpu().numpy()
+                for i, start, end in segments:
+                    counts[i] += torch.bincount(predictions[start:end], minlength=self.num_classes)
+        return counts.cpu().numpy()
 
     def _block_noise(
         self, x: torch.Tensor, index: int, stage: int, block: int, out: torch.Tensor
