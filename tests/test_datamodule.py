@@ -3,20 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import brute_force_mean_knn
 
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.data.sources import load_split
-
-
-def _brute_mean_knn(
-    queries: np.ndarray, database: np.ndarray, k: int, leave_out: bool
-) -> np.ndarray:
-    q = queries.reshape(len(queries), -1).astype(np.float64)
-    b = database.reshape(len(database), -1).astype(np.float64)
-    distance = np.sqrt(((q[:, None] - b[None]) ** 2).sum(axis=2))
-    if leave_out:
-        np.fill_diagonal(distance, np.inf)
-    return np.sort(distance, axis=1)[:, :k].mean(axis=1)
 
 
 def _module(tmp_path, **kwargs) -> SmoothingDataModule:
@@ -32,8 +22,8 @@ def test_batches_carry_sigma_from_equation_1(tmp_path) -> None:
 
     train = load_split("digits", "train", tmp_path)
     test = load_split("digits", "test", tmp_path)
-    train_d = _brute_mean_knn(train.x, train.x, 5, leave_out=True)
-    test_d = _brute_mean_knn(test.x, train.x, 5, leave_out=False)
+    train_d = brute_force_mean_knn(train.x, train.x, 5, leave_out=True)
+    test_d = brute_force_mean_knn(test.x, train.x, 5, leave_out=False)
     m = train_d.mean()
     assert dm.hparams["m_resolved"] == pytest.approx(m, rel=1e-12)
     np.testing.assert_allclose(
@@ -104,6 +94,6 @@ def test_m_from_a_seeded_sample_of_the_training_set(tmp_path) -> None:
     dm.setup("fit")
     train = load_split("digits", "train", tmp_path)
     rows = np.sort(np.random.default_rng(0).choice(len(train.y), 300, replace=False))
-    leave_one_out = _brute_mean_knn(train.x, train.x, 5, leave_out=True)
+    leave_one_out = brute_force_mean_knn(train.x, train.x, 5, leave_out=True)
     assert dm.hparams["m_resolved"] == pytest.approx(leave_one_out[rows].mean(), rel=1e-12)
     assert "train" not in dm.distances  # constant-noise training needs no training sigma

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import brute_force_mean_knn
 
 from idrs_lightning.knn import faiss_available, mean_knn_distance
 from idrs_lightning.knn_cache import cache_key, cache_path, cached_mean_knn_distance
@@ -14,17 +15,6 @@ BACKENDS = [
 ]
 
 
-def _brute_force(
-    queries: np.ndarray, database: np.ndarray, k: int, exclude_self: bool
-) -> np.ndarray:
-    q = queries.reshape(len(queries), -1).astype(np.float64)
-    b = database.reshape(len(database), -1).astype(np.float64)
-    distance = np.sqrt(((q[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
-    if exclude_self:
-        np.fill_diagonal(distance, np.inf)
-    return np.sort(distance, axis=1)[:, :k].mean(axis=1)
-
-
 @pytest.fixture(scope="module")
 def images() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
@@ -35,10 +25,10 @@ def images() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("chunk_size", [16, 4096])
-def test_matches_brute_force(images, backend: str, chunk_size: int) -> None:
+def test_matchesbrute_force_mean_knn(images, backend: str, chunk_size: int) -> None:
     queries, database = images
     got = mean_knn_distance(queries, database, 7, backend=backend, chunk_size=chunk_size)
-    np.testing.assert_allclose(got, _brute_force(queries, database, 7, False), rtol=1e-12)
+    np.testing.assert_allclose(got, brute_force_mean_knn(queries, database, 7, False), rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -47,10 +37,12 @@ def test_leave_one_out_on_the_training_set(images, backend: str) -> None:
     got = mean_knn_distance(
         database, database, 5, exclude_self=True, backend=backend, chunk_size=64
     )
-    np.testing.assert_allclose(got, _brute_force(database, database, 5, True), rtol=1e-12)
+    np.testing.assert_allclose(got, brute_force_mean_knn(database, database, 5, True), rtol=1e-12)
     # Without leave-one-out each point is its own nearest neighbour at distance 0.
     with_self = mean_knn_distance(database, database, 5, backend=backend)
-    np.testing.assert_allclose(with_self, _brute_force(database, database, 5, False), rtol=1e-12)
+    np.testing.assert_allclose(
+        with_self, brute_force_mean_knn(database, database, 5, False), rtol=1e-12
+    )
     assert np.all(with_self < got)
 
 
@@ -67,7 +59,7 @@ def test_near_ties_are_resolved_in_float64() -> None:
     database = (100.0 + rng.random((200, 64))).astype(np.float32)
     queries = (100.0 + rng.random((20, 64))).astype(np.float32)
     got = mean_knn_distance(queries, database, 3, backend="torch")
-    np.testing.assert_allclose(got, _brute_force(queries, database, 3, False), rtol=1e-12)
+    np.testing.assert_allclose(got, brute_force_mean_knn(queries, database, 3, False), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -96,13 +88,15 @@ def test_cache_round_trip_and_invalidation(tmp_path, images) -> None:
     first = cached_mean_knn_distance(tmp_path, queries, "q-v1", database, "train-v1", 4)
     path = cache_path(tmp_path, cache_key("q-v1", "train-v1", 4, False))
     assert path.exists()
-    np.testing.assert_array_equal(first, _brute_force(queries, database, 4, False))
+    np.testing.assert_array_equal(first, brute_force_mean_knn(queries, database, 4, False))
     # Same key: served from disk (the database argument is not even consulted).
     served = cached_mean_knn_distance(tmp_path, queries, "q-v1", database[::-1] * 0, "train-v1", 4)
     np.testing.assert_array_equal(served, first)
     # Another k or another reference identity: a different entry, computed afresh.
     other_k = cached_mean_knn_distance(tmp_path, queries, "q-v1", database, "train-v1", 2)
-    np.testing.assert_allclose(other_k, _brute_force(queries, database, 2, False), rtol=1e-12)
+    np.testing.assert_allclose(
+        other_k, brute_force_mean_knn(queries, database, 2, False), rtol=1e-12
+    )
     assert len(list(tmp_path.glob("knn-*.npz"))) == 2
 
 
@@ -112,7 +106,7 @@ def test_corrupt_or_stale_cache_is_rebuilt(tmp_path, images) -> None:
     path = cache_path(tmp_path, key)
     path.write_bytes(b"not a numpy file")
     got = cached_mean_knn_distance(tmp_path, queries, "q", database, "ref", 3)
-    np.testing.assert_allclose(got, _brute_force(queries, database, 3, False), rtol=1e-12)
+    np.testing.assert_allclose(got, brute_force_mean_knn(queries, database, 3, False), rtol=1e-12)
     # A file at the right place but for other data (stale key) is not trusted.
     np.savez(path, key=np.array(cache_key("other", "ref", 3, False)), distances=np.zeros(70))
     again = cached_mean_knn_distance(tmp_path, queries, "q", database, "ref", 3)
@@ -129,6 +123,8 @@ def test_self_index_leaves_out_sampled_training_rows(images) -> None:
     _, database = images
     rows = np.array([3, 17, 250, 299])
     got = mean_knn_distance(database[rows], database, 5, self_index=rows, backend="torch")
-    np.testing.assert_allclose(got, _brute_force(database, database, 5, True)[rows], rtol=1e-12)
+    np.testing.assert_allclose(
+        got, brute_force_mean_knn(database, database, 5, True)[rows], rtol=1e-12
+    )
     with pytest.raises(ValueError, match="self_index must hold one database row per query"):
         mean_knn_distance(database[rows], database, 5, self_index=rows[:2])
