@@ -14,21 +14,39 @@ import argparse
 import logging
 
 from idrs_lightning.certify_run import CertifyConfig, run_certification
+from idrs_lightning.evaluation import PRECISIONS
 from idrs_lightning.report import format_table
+from idrs_lightning.settings import CertificationSettings, SettingError
 
 DATA_OPTIONS = ("sigma_b", "r", "k", "m", "sigma_min", "sigma_max", "root", "eval_subset_size")
+# Cohen et al.'s names; "--n" would also clash with torchrun's option prefixes.
+SETTING_OPTIONS = {
+    "n0": "--N0",
+    "n": "--N",
+    "alpha": "--alpha",
+    "batch_size": "--batch-size",
+    "seed": "--seed",
+    "separate_pb": "--separate-pb",
+}
 
 
 def parse(argv: list[str] | None = None) -> CertifyConfig:
+    defaults = CertificationSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a checkpoint written by train.py")
     parser.add_argument("out", help="output directory (reused to resume)")
-    # Cohen et al.'s names; "--n" would also clash with torchrun's option prefixes.
-    parser.add_argument("--N0", dest="n0", type=int, default=100, help="selection samples")
-    parser.add_argument("--N", dest="n", type=int, default=100_000, help="estimation samples")
-    parser.add_argument("--alpha", type=float, default=0.001, help="failure probability")
-    parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (with the input index)")
+    parser.add_argument("--N0", dest="n0", type=int, default=defaults.n0, help="selection samples")
+    parser.add_argument("--N", dest="n", type=int, default=defaults.n, help="estimation samples")
+    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="failure probability")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="noise seed (with the input index)"
+    )
+    parser.add_argument(
+        "--separate-pb",
+        action="store_true",
+        help="bound the runner-up class separately (IDRS paper, Appendix B.5)",
+    )
     parser.add_argument(
         "--indices",
         default="subset",
@@ -39,16 +57,11 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--precision",
-        choices=("32", "bf16", "16"),
+        choices=tuple(PRECISIONS),
         default="32",
         help="autocast dtype of the base classifier (the certificate is for it as evaluated)",
     )
     parser.add_argument("--channels-last", action="store_true", help="channels-last batches")
-    parser.add_argument(
-        "--separate-pb",
-        action="store_true",
-        help="bound the runner-up class separately (IDRS paper, Appendix B.5)",
-    )
     parser.add_argument("--name", default="", help="label in tables and plots")
     parser.add_argument("--wandb-project", default="idrs-lightning")
     data = parser.add_argument_group("data and sigma(x) overrides (default: the training run's)")
@@ -64,7 +77,13 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     if args["m"] not in (None, "min", "mean"):
         args["m"] = float(args["m"])
     data = {key: args.pop(key) for key in DATA_OPTIONS}
-    return CertifyConfig(**args, data={k: v for k, v in data.items() if v is not None})
+    try:
+        settings = CertificationSettings(**{key: args.pop(key) for key in SETTING_OPTIONS})
+    except SettingError as error:
+        parser.error(error.for_option(SETTING_OPTIONS[error.setting]))
+    return CertifyConfig(
+        **args, settings=settings, data={k: v for k, v in data.items() if v is not None}
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,16 +1,14 @@
-"""Certify a trained checkpoint on a data split: the engine behind ``certify.py``.
+"""The certification job behind ``certify.py``: certify a checkpoint's test inputs, row by row.
 
 Inputs are sharded explicitly across processes (``torchrun``: ``RANK``/``WORLD_SIZE``), each
-shard appends its rows to its own file as they are produced, and rank 0 merges them, writes
-the summary, the plots and an offline W&B run. A restarted run continues after the last
-complete row of each shard; noise is seeded per input, so rows do not depend on restarts,
-batch size or the number of processes.
+shard appends its rows to its own file as they are produced, and rank 0 merges them and
+reports (:mod:`idrs_lightning.report`). A restarted run continues after the last complete row
+of each shard; noise is seeded per input, so rows do not depend on restarts, batch size or the
+number of processes.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import logging
 import os
 import time
@@ -21,17 +19,18 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .checkpoints import load_checkpoint
 from .cli import wandb_offline
 from .data.datamodule import SmoothingDataModule
+from .evaluation import PRECISIONS, EvaluatedClassifier
 from .metrics import certification_summary, default_radii
-from .report import format_table, plot_certified_accuracy, plot_per_class, plot_sigma_histogram
-from .results import ResultsWriter, merge, read_results
-from .smoothing import NOISE_BLOCK, Smooth
-from .training import BaseClassifierModule
+from .output_claim import claim_output
+from .report import log_run_to_wandb, run_name, write_run_report
+from .results import ResultsWriter, certificate_row, merge, read_results
+from .settings import CertificationSettings
+from .smoothing import Smooth
 
 log = logging.getLogger(__name__)
-
-_AUTOCAST = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
 @dataclass
@@ -40,110 +39,48 @@ class CertifyConfig:
 
     checkpoint: str
     out: str
-    n0: int = 100
-    n: int = 100_000
-    alpha: float = 0.001
-    batch_size: int = 1000
-    seed: int = 0
+    settings: CertificationSettings = field(default_factory=CertificationSettings)
     indices: str = "subset"  # "subset", "all", or "start:stop[:step]"
     constant: bool = False
     radii: list[float] | None = None
     device: str = "auto"
-    precision: str = "32"  # "32", "bf16" or "16": autocast dtype of the base classifier
+    precision: str = "32"  # a key of evaluation.PRECISIONS
     channels_last: bool = False
-    separate_pb: bool = False  # bound the runner-up separately (IDRS paper, Appendix B.5)
     name: str = ""
     wandb_project: str = "idrs-lightning"
     data: dict[str, object] = field(default_factory=dict)
 
     def validate(self) -> None:
         """One clear error per bad value, before any expensive work."""
-        if self.n < 1 or self.n0 < 1:
-            raise ValueError(f"n0 and n must be at least 1, got n0={self.n0}, n={self.n}")
-        if self.n0 > self.n:
-            raise ValueError(f"n0 ({self.n0}) must not exceed n ({self.n})")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
-        if self.precision not in _AUTOCAST:
+        if self.precision not in PRECISIONS:
             raise ValueError(
-                f"precision must be one of {sorted(_AUTOCAST)}, got {self.precision!r}"
+                f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"
             )
-        if self.batch_size < 100:
-            raise ValueError(f"batch_size must be at least 100, got {self.batch_size}")
-        r = self.data.get("r")
-        if r is not None and not float(r) >= 0:
-            raise ValueError(f"r must be non-negative, got {r}")
         if not Path(self.checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint {self.checkpoint} does not exist")
 
-
-def _init_arguments(cls: type, hparams: dict) -> dict:
-    """The entries of saved hyperparameters that ``cls.__init__`` takes (LightningCLI adds
-    bookkeeping such as ``_instantiator``)."""
-    accepted = inspect.signature(cls.__init__).parameters
-    return {key: value for key, value in hparams.items() if key in accepted}
-
-
-def load_checkpoint(path: str) -> tuple[BaseClassifierModule, dict]:
-    """The classifier and the training run's data settings, loaded with ``weights_only``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        module = BaseClassifierModule(
-            **_init_arguments(BaseClassifierModule, state["hyper_parameters"])
-        )
-        module.load_state_dict(state["state_dict"])
-    except Exception as error:  # any unreadable or foreign file gets one clear message
-        raise ValueError(f"cannot load checkpoint {path}: {error}") from error
-    return module, dict(state.get("datamodule_hyper_parameters", {}))
+    def record(self) -> dict[str, object]:
+        """Every setting that determines the rows (not where or how fast they are made)."""
+        settings = asdict(self.settings)
+        del settings["batch_size"]
+        return {
+            **settings,
+            "checkpoint": self.checkpoint,
+            "indices": self.indices,
+            "constant": self.constant,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "data": self.data,
+        }
 
 
-def _data_settings(trained: dict, config: CertifyConfig) -> dict:
-    settings = _init_arguments(SmoothingDataModule, trained)
-    if "m_resolved" in trained and "m" not in config.data:
-        settings["m"] = trained["m_resolved"]  # the training run's chosen m, not a re-estimate
-    settings.update({k: v for k, v in config.data.items() if v is not None})
-    if config.constant:
-        settings["r"] = 0.0
-    return settings
-
-
-def _indices(config: CertifyConfig, datamodule: SmoothingDataModule) -> list[int]:
-    total = len(datamodule.datasets["test"])
-    if config.indices == "subset":
-        return list(datamodule.certification_subset().indices)
-    if config.indices == "all":
-        return list(range(total))
-    parts = [int(p) if p else None for p in config.indices.split(":")]
-    return list(range(total))[slice(*parts)]
-
-
-def _claim_output(out: Path, config: CertifyConfig) -> None:
-    """Record the settings that determine the rows; refuse to resume a different run."""
-    settings = {
-        key: value
-        for key, value in asdict(config).items()
-        if key not in ("out", "name", "device", "wandb_project", "radii", "batch_size")
-    }
-    record = out / "certify_settings.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
-    if record.exists() and record.read_text() != text:
-        try:
-            recorded = json.loads(record.read_text())
-        except json.JSONDecodeError:
-            recorded = {}
-        current = json.loads(text)
-        differing = sorted(
-            f"{key} (not recorded: written by an older certify.py)"
-            if key not in recorded
-            else f"{key}={recorded[key]!r} there"
-            for key in current.keys() | recorded.keys()
-            if recorded.get(key) != current.get(key)
-        )
-        raise ValueError(
-            f"{out} holds results of a run with other settings: {', '.join(differing)} "
-            f"(see {record.name}); choose another output directory"
-        )
-    record.write_text(text)
+def _indices(spec: str, datamodule: SmoothingDataModule) -> list[int]:
+    if spec == "subset":
+        return datamodule.evaluation_subset().tolist()
+    everything = list(range(datamodule.test_size))
+    if spec == "all":
+        return everything
+    return everything[slice(*(int(p) if p else None for p in spec.split(":")))]
 
 
 def _device(name: str) -> torch.device:
@@ -159,8 +96,9 @@ def run_certification(config: CertifyConfig) -> dict | None:
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
-    module, trained = load_checkpoint(config.checkpoint)
-    datamodule = SmoothingDataModule(**_data_settings(trained, config))
+    module, trained_data = load_checkpoint(config.checkpoint)
+    overrides = {k: v for k, v in config.data.items() if v is not None}
+    datamodule = SmoothingDataModule(**(trained_data | overrides))
     datamodule.setup("test")
     expected = tuple(module.hparams.sample_shape)
     if datamodule.sample_shape != expected:
@@ -169,57 +107,32 @@ def run_certification(config: CertifyConfig) -> dict | None:
             f"trained on {expected}"
         )
     device = _device(config.device)
-    classifier = module.classifier.to(device).eval()
-    smooth = Smooth(
-        classifier,
-        module.hparams.num_classes,
-        datamodule.rate,
-        config.batch_size,
-        config.seed,
-        autocast_dtype=_AUTOCAST[config.precision],
-        channels_last=config.channels_last,
-        separate_pb=config.separate_pb,
-    )
+    classifier = EvaluatedClassifier(
+        module.classifier.to(device), config.precision, config.channels_last
+    ).eval()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        _claim_output(out, config)
+        claim_output(out, config.record())
     if world > 1:
         dist.barrier()  # no rank appends before rank 0 has checked the directory
-    shard = _indices(config, datamodule)[rank::world]
+    shard = _indices(config.indices, datamodule)[rank::world]
     part = out / ("results.tsv" if world == 1 else f"results.rank{rank}.tsv")
-    dataset = datamodule.datasets["test"]
-    # Inputs whose noise fits several to a forward pass are certified together.
-    group = max(1, smooth.blocks_per_batch // -(-config.n // NOISE_BLOCK))
     with ResultsWriter(part) as writer:
         todo = [i for i in shard if i not in writer.done]
-        progress = tqdm(
-            total=len(todo), desc=f"certify rank {rank}", disable=rank != 0, unit="input"
-        )
-        for first in range(0, len(todo), group):
-            chosen = todo[first : first + group]
-            xs, labels, sigmas = dataset.batch(chosen)
-            start = time.perf_counter()
-            certificates = smooth.certify_many(
-                xs.to(device), sigmas.tolist(), config.n0, config.n, config.alpha, chosen
-            )
-            seconds = (time.perf_counter() - start) / len(chosen)
-            for index, label, cert in zip(chosen, labels.tolist(), certificates, strict=True):
-                writer.write(
-                    idx=index,
-                    label=label,
-                    predict=cert.prediction,
-                    # repr: exact floats, so that no bound is rounded up on its way to disk
-                    radius=repr(cert.radius),
-                    correct=int(cert.prediction == label),
-                    time=f"{seconds:.4f}",
-                    sigma=repr(cert.sigma),
-                    pA_lower=repr(cert.p_a_lower),
-                    pB_upper=repr(cert.p_b_upper),
-                    counts=",".join(str(c) for c in cert.counts),
-                )
-            progress.update(len(chosen))
-        progress.close()
+        inputs = datamodule.certification_inputs(todo, constant=config.constant)
+        smooth = Smooth(classifier, module.hparams.num_classes, inputs.r, config.settings)
+        groups = smooth.certify_groups(inputs.x.to(device), inputs.sigma.tolist(), todo)
+        labels = inputs.y.tolist()
+        with tqdm(total=len(todo), desc="certify", disable=rank != 0, unit="input") as progress:
+            done, start = 0, time.perf_counter()
+            for certificates in groups:
+                now = time.perf_counter()
+                seconds, start = (now - start) / len(certificates), now
+                for cert in certificates:
+                    writer.write(**certificate_row(todo[done], labels[done], cert, seconds))
+                    done += 1
+                progress.update(len(certificates))
     if world > 1:
         dist.barrier()
         if rank == 0:
@@ -227,69 +140,24 @@ def run_certification(config: CertifyConfig) -> dict | None:
         dist.barrier()
     if rank != 0:
         return None
-    return _report(config, datamodule, out)
+    r = 0.0 if config.constant else datamodule.r
+    return _report(config, datamodule, r, out)
 
 
-def _report(config: CertifyConfig, datamodule: SmoothingDataModule, out: Path) -> dict:
+def _report(config: CertifyConfig, datamodule: SmoothingDataModule, r: float, out: Path) -> dict:
     results = read_results(out / "results.tsv")
-    sigma_b = float(datamodule.hparams.sigma_b)
-    radii = config.radii or default_radii(sigma_b)
+    radii = config.radii or default_radii(float(datamodule.hparams.sigma_b))
     summary = certification_summary(
         results["label"], results["predict"], results["radius"], radii, datamodule.num_classes
     )
+    name = config.name or run_name(r, config.settings.separate_pb)
+    summary["name"] = name
     summary["settings"] = {
-        "rate": datamodule.rate,
-        **{k: v for k, v in asdict(config).items() if k != "data"},
+        "r": r,
+        **asdict(config.settings),
+        **{k: v for k, v in asdict(config).items() if k not in ("settings", "data")},
         "data": {k: datamodule.hparams[k] for k in datamodule.hparams},
     }
-    name = config.name or (
-        ("constant sigma" if datamodule.rate == 0 else f"IDRS r={datamodule.rate}")
-        + (", separate pB" if config.separate_pb else "")
-    )
-    summary["name"] = name
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    (out / "table.txt").write_text(format_table(name, summary) + "\n")
-    plot_certified_accuracy(
-        {name: (results["radius"], results["correct"])}, out / "certified_accuracy.png"
-    )
-    plot_per_class(summary["per_class_accuracy"], out / "per_class_accuracy.png")
-    plot_sigma_histogram(results["sigma"], out / "sigma_histogram.png")
-    _log_to_wandb(config, name, summary, out)
+    write_run_report(out, name, summary, results)
+    log_run_to_wandb(out, name, summary, config.wandb_project, wandb_offline())
     return summary
-
-
-def _log_to_wandb(config: CertifyConfig, name: str, summary: dict, out: Path) -> None:
-    import wandb
-
-    run = wandb.init(
-        project=config.wandb_project,
-        name=f"certify {name}",
-        dir=str(out),
-        mode="offline" if wandb_offline() else "online",
-        config=summary["settings"],
-        job_type="certify",
-    )
-    scalars = (
-        "clean_accuracy",
-        "abstention_rate",
-        "misclassification_rate",
-        "average_certified_radius",
-        "class_accuracy_std",
-    )
-    run.summary.update({key: summary[key] for key in scalars})
-    curve = wandb.Table(
-        columns=["radius", "certified_accuracy"],
-        data=list(zip(summary["radii"], summary["certified_accuracy"], strict=True)),
-    )
-    run.log(
-        {
-            "certified_accuracy": wandb.plot.line(
-                curve, "radius", "certified_accuracy", title=f"certified accuracy, {name}"
-            ),
-            "per_class_accuracy": wandb.Table(
-                columns=["class", "accuracy"], data=list(enumerate(summary["per_class_accuracy"]))
-            ),
-            **{f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))},
-        }
-    )
-    run.finish()

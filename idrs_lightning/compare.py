@@ -14,26 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
-from .report import plot_certified_accuracy
+from .report import comparison_table, plot_certified_accuracy
 from .results import read_results
 
 
-def comparison_table(summaries: dict[str, dict]) -> str:
-    """Markdown table of the headline figures of several runs."""
-    lines = [
-        "| run | clean accuracy | abstention | misclassified | ACR | class-wise std | n |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, s in summaries.items():
-        lines.append(
-            f"| {name} | {s['clean_accuracy']:.3f} | {s['abstention_rate']:.3f} | "
-            f"{s['misclassification_rate']:.3f} | {s['average_certified_radius']:.3f} | "
-            f"{s['class_accuracy_std']:.4f} | {s['count']} |"
-        )
-    return "\n".join(lines)
-
-
 def compare(runs: list[Path], output: Path) -> str:
+    """Write ``<output>.png`` and ``<output>.md`` for the runs and return the table."""
     summaries = {}
     curves = {}
     for run in runs:

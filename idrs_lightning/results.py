@@ -13,9 +13,12 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .smoothing import Certificate
 
 COLUMNS = (
     "idx",
@@ -81,6 +84,23 @@ class ResultsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def certificate_row(index: int, label: int, cert: Certificate, seconds: float) -> dict[str, str]:
+    """The row of one certified input; floats in ``repr`` (exact: no bound is rounded up on
+    its way to disk)."""
+    return {
+        "idx": str(index),
+        "label": str(label),
+        "predict": str(cert.prediction),
+        "radius": repr(cert.radius),
+        "correct": str(int(cert.prediction == label)),
+        "time": f"{seconds:.4f}",
+        "sigma": repr(cert.sigma),
+        "pA_lower": repr(cert.p_a_lower),
+        "pB_upper": repr(cert.p_b_upper),
+        "counts": ",".join(str(c) for c in cert.counts),
+    }
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:

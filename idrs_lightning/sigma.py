@@ -1,9 +1,9 @@
-"""Noise-level functions sigma(x): constant, or the kNN design of the IDRS paper (Eq. 1).
+"""The noise level sigma(x) of the IDRS paper, Eq. 1, from the mean kNN distance.
 
-Both map a per-sample statistic (the mean distance to the ``k`` nearest training points, see
-:mod:`idrs_lightning.knn`) to a per-sample standard deviation, and expose the semi-elasticity
-``rate`` that certification must use (Theorem 7 needs
-``|log sigma(x) - log sigma(y)| <= rate * ||x - y||``).
+:class:`KnnSigma` maps a per-sample statistic (the mean distance to the ``k`` nearest training
+points, see :mod:`idrs_lightning.knn`) to a per-sample standard deviation; its ``r`` is the
+semi-elasticity certification must use (Theorem 7 needs
+``|log sigma(x) - log sigma(y)| <= r * ||x - y||``), and ``r = 0`` is constant ``sigma_b``.
 
 Eq. 1: ``sigma(x) = sigma_b * exp(r * (mean_{x_i in N_k(x)} ||x - x_i|| - m))``. The mean kNN
 distance is 1-Lipschitz, so sigma is r-semi-elastic (Theorem 8); clamping to
@@ -13,7 +13,6 @@ distance is 1-Lipschitz, so sigma is r-semi-elastic (Theorem 8); clamping to
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
@@ -24,45 +23,8 @@ Statistic = TypeVar("Statistic", np.ndarray, torch.Tensor)
 MChoice = float | Literal["min", "mean"]
 
 
-class SigmaFunction(ABC):
-    """Per-sample noise level from the mean kNN distance, with its semi-elasticity."""
-
-    @property
-    @abstractmethod
-    def rate(self) -> float:
-        """Semi-elasticity r of sigma(x); 0 for constant noise."""
-
-    @abstractmethod
-    def __call__(self, mean_distance: Statistic) -> Statistic:
-        """Standard deviations, same shape, type and device as ``mean_distance``."""
-
-
 @dataclass(frozen=True)
-class ConstantSigma(SigmaFunction):
-    """``sigma(x) = sigma`` everywhere (Cohen et al. 2019); certification uses Cohen's radius.
-
-    Args:
-        sigma: the noise level, ``> 0``.
-    """
-
-    sigma: float
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
-
-    @property
-    def rate(self) -> float:
-        return 0.0
-
-    def __call__(self, mean_distance: Statistic) -> Statistic:
-        if isinstance(mean_distance, torch.Tensor):
-            return torch.full_like(mean_distance, self.sigma)
-        return np.full_like(np.asarray(mean_distance, dtype=np.float64), self.sigma)
-
-
-@dataclass(frozen=True)
-class KnnSigma(SigmaFunction):
+class KnnSigma:
     """Eq. 1 of the IDRS paper, optionally clamped to ``[sigma_min, sigma_max]``.
 
     Args:
@@ -113,10 +75,6 @@ class KnnSigma(SigmaFunction):
                 f"sigma_min ({self.sigma_min}) must not exceed sigma_max ({self.sigma_max})"
             )
 
-    @property
-    def rate(self) -> float:
-        return self.r
-
     def with_m_from(self, train_mean_distances: np.ndarray) -> KnnSigma:
         """A copy with ``m`` resolved from the training set's mean kNN distances."""
         if not isinstance(self.m, str):
@@ -126,10 +84,6 @@ class KnnSigma(SigmaFunction):
             raise ValueError("cannot choose m from an empty training set")
         value = float(distances.min() if self.m == "min" else distances.mean())
         return replace(self, m=value)
-
-    def with_rate(self, r: float) -> KnnSigma:
-        """The same design at another rate (e.g. the train rate ``trr``)."""
-        return replace(self, r=r)
 
     def __call__(self, mean_distance: Statistic) -> Statistic:
         if isinstance(self.m, str):

@@ -82,10 +82,14 @@ class BaseClassifierModule(pl.LightningModule):
             return
         datamodule = self.trainer.datamodule
         self._build(datamodule.num_classes, tuple(datamodule.sample_shape))
+        derived = {
+            "num_classes": self.hparams.num_classes,
+            "sample_shape": self.hparams.sample_shape,
+        }
+        if getattr(datamodule, "resolved_m", None) is not None:
+            derived["m_resolved"] = datamodule.resolved_m  # Eq. 1's m as chosen from the data
         for logger in self.trainer.loggers:
-            logger.log_hyperparams(
-                {"num_classes": self.hparams.num_classes, "sample_shape": self.hparams.sample_shape}
-            )
+            logger.log_hyperparams(derived)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)

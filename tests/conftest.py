@@ -7,7 +7,7 @@ import os
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def offline_env() -> dict[str, str]:
     """Environment for subprocesses: W&B offline and silent, no inherited run directory."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}

@@ -9,6 +9,9 @@ from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.certification import CertificationCallback
 from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.metrics import certification_summary, default_radii
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import Smooth
 from idrs_lightning.training import BaseClassifierModule
 
 
@@ -36,9 +39,26 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
     callback = CertificationCallback(
         every_n_epochs=2, num_examples=20, n0=16, n=128, compare_constant=True
     )
-    _, metrics = _fit(tmp_path, callback, epochs=2)
-    assert 0.0 <= float(metrics["certify/clean_accuracy"]) <= 1.0
-    assert "certify/accuracy_at_0.25" in metrics and "certify/class_accuracy_std" in metrics
+    trainer, metrics = _fit(tmp_path, callback, epochs=2)
+    # The same numbers from Smooth on the DataModule's evaluation subset, certified directly.
+    datamodule, classifier = trainer.datamodule, trainer.lightning_module.classifier.eval()
+    inputs = datamodule.certification_inputs(datamodule.evaluation_subset(20))
+    assert inputs.r == 0.05 and len(set(inputs.sigma.tolist())) > 1
+    smooth = Smooth(classifier, 10, inputs.r, CertificationSettings(16, 128, 0.001, 512, 0))
+    certs = smooth.certify_many(inputs.x, inputs.sigma.tolist(), inputs.indices)
+    expected = certification_summary(
+        inputs.y.numpy(),
+        [c.prediction for c in certs],
+        [c.radius for c in certs],
+        default_radii(0.25),
+        10,
+    )
+    assert float(metrics["certify/clean_accuracy"]) == pytest.approx(expected["clean_accuracy"])
+    for radius, accuracy in zip(expected["radii"], expected["certified_accuracy"], strict=True):
+        assert float(metrics[f"certify/accuracy_at_{radius:g}"]) == pytest.approx(accuracy)
+    assert float(metrics["certify/class_accuracy_std"]) == pytest.approx(
+        expected["class_accuracy_std"]
+    )
     files = sorted((tmp_path / "lightning_logs" / "version_0" / "certification").glob("*.json"))
     assert [f.name for f in files] == ["epoch_1.json", "epoch_1_constant.json"], "2nd epoch only"
     summary = json.loads(files[0].read_text())
@@ -83,7 +103,8 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
     ("kwargs", "message"),
     [
         ({"every_n_epochs": 0}, "every_n_epochs must be at least 1"),
-        ({"n0": 100, "n": 10}, "need 1 <= n0 <= n"),
+        ({"n0": 100, "n": 10}, r"n0 must not exceed n \(10\), got 100"),
+        ({"batch_size": 50}, "batch_size must be an integer >= 100, got 50"),
         ({"alpha": 2.0}, r"alpha must lie in \(0, 1\)"),
         ({"num_examples": 0}, "num_examples must be at least 1"),
     ],

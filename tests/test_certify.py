@@ -1,10 +1,8 @@
 """certify.py end to end: outputs, resume after kill -9, sharding, and bad input."""
 
-import os
-import signal
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,16 +10,17 @@ import pytest
 from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper, idrs_radius
 from idrs_lightning.certify_run import CertifyConfig, run_certification
 from idrs_lightning.results import read_rows
+from idrs_lightning.settings import CertificationSettings
+
+SMALL = CertificationSettings(n0=10, n=100)
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(tmp_path_factory, offline_env) -> Path:
     """A LeNet trained for one epoch on digits with IDRS evaluation settings (r = 0.05)."""
     base = tmp_path_factory.mktemp("trained")
-    env = {key: value for key, value in ENV.items() if key != "IDRS_RUN_DIR"}
     subprocess.run(
         [
             sys.executable,
@@ -41,7 +40,7 @@ def checkpoint(tmp_path_factory) -> Path:
         ],
         check=True,
         capture_output=True,
-        env=env,
+        env=offline_env,
         cwd=base,
         timeout=300,
     )
@@ -66,16 +65,20 @@ def _certify_command(checkpoint: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def _certify(checkpoint: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        _certify_command(checkpoint, out, *args), env=ENV, capture_output=True, timeout=300
-    )
+@pytest.fixture
+def certify(offline_env):
+    """Run certify.py on a checkpoint into an output directory with extra arguments."""
+
+    def run(checkpoint: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+        command = _certify_command(checkpoint, out, *args)
+        return subprocess.run(command, env=offline_env, capture_output=True, timeout=300)
+
+    return run
 
 
 def test_outputs(checkpoint, tmp_path) -> None:
-    config = CertifyConfig(
-        str(checkpoint), str(tmp_path / "out"), n0=50, n=300, indices="0:12", batch_size=100
-    )
+    settings = CertificationSettings(n0=50, n=300, batch_size=100)
+    config = CertifyConfig(str(checkpoint), str(tmp_path / "out"), settings, indices="0:12")
     summary = run_certification(config)
     out = tmp_path / "out"
     rows = read_rows(out / "results.tsv")
@@ -94,7 +97,7 @@ def test_outputs(checkpoint, tmp_path) -> None:
     }
     correct = sum(int(r["correct"]) for r in rows)
     assert summary["clean_accuracy"] == pytest.approx(correct / 12)
-    assert summary["settings"]["rate"] == 0.05
+    assert summary["settings"]["r"] == 0.05 and summary["settings"]["n"] == 300
     for name in (
         "summary.json",
         "table.txt",
@@ -109,9 +112,8 @@ def test_outputs(checkpoint, tmp_path) -> None:
 
 
 def test_separate_runner_up_bound(checkpoint, tmp_path) -> None:
-    config = CertifyConfig(
-        str(checkpoint), str(tmp_path / "pb"), n0=50, n=2000, indices="0:12", separate_pb=True
-    )
+    settings = CertificationSettings(n0=50, n=2000, separate_pb=True)
+    config = CertifyConfig(str(checkpoint), str(tmp_path / "pb"), settings, indices="0:12")
     summary = run_certification(config)
     rows = read_rows(tmp_path / "pb" / "results.tsv")
     assert summary["name"] == "IDRS r=0.05, separate pB"
@@ -132,36 +134,10 @@ def test_separate_runner_up_bound(checkpoint, tmp_path) -> None:
     assert separate > 0, "some runner-up bound below 1 - p_a"
 
 
-def test_killed_run_resumes_to_the_same_rows(checkpoint, tmp_path) -> None:
-    args = ("--N", "2000", "--indices", "0:24")
-    reference = _certify(checkpoint, tmp_path / "whole", *args)
-    assert reference.returncode == 0, reference.stderr[-2000:]
-    out = tmp_path / "killed"
-    process = subprocess.Popen(
-        _certify_command(checkpoint, out, *args),
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    results = out / "results.tsv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (results.exists() and len(read_rows(results)) >= 6):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    written = len(read_rows(results))
-    assert 6 <= written < 24, "killed mid-run"
-    with results.open("a") as file:  # a row torn by the kill
-        file.write("7\t3\t3\t0.1")
-    resumed = _certify(checkpoint, out, *args)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert _rows_without_time(results) == _rows_without_time(tmp_path / "whole" / "results.tsv")
-
-
 @pytest.mark.slow
-def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path) -> None:
+def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, offline_env):
     args = ("--N", "500", "--indices", "0:10")
-    single = _certify(checkpoint, tmp_path / "one", *args)
+    single = certify(checkpoint, tmp_path / "one", *args)
     assert single.returncode == 0, single.stderr[-2000:]
     torchrun = [
         sys.executable,
@@ -174,7 +150,7 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path) -> None:
     ]
     double = subprocess.run(
         [*torchrun, *_certify_command(checkpoint, tmp_path / "two", *args)[1:]],
-        env=ENV,
+        env=offline_env,
         capture_output=True,
         timeout=300,
     )
@@ -187,38 +163,75 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
-        ({"n0": 500, "n": 100}, ValueError, r"n0 \(500\) must not exceed n \(100\)"),
-        ({"alpha": 0.0}, ValueError, r"alpha must lie in \(0, 1\)"),
-        ({"data": {"r": -0.1}}, ValueError, "r must be non-negative"),
+        ({"data": {"r": -0.1}}, ValueError, "r must be a non-negative number"),
         ({"checkpoint": "missing.ckpt"}, FileNotFoundError, "missing.ckpt does not exist"),
         ({"data": {"dataset": "disc"}}, ValueError, "sample shape"),
+        ({"precision": "8"}, ValueError, "precision must be one of"),
     ],
 )
 def test_bad_input_fails_before_sampling(checkpoint, tmp_path, changes, error, message) -> None:
-    settings = {"checkpoint": str(checkpoint), "out": str(tmp_path / "out"), "n": 100} | changes
+    settings = {"checkpoint": str(checkpoint), "out": str(tmp_path / "out")} | changes
     with pytest.raises(error, match=message):
-        run_certification(CertifyConfig(**settings))
+        run_certification(CertifyConfig(**settings, settings=CertificationSettings(n0=10, n=100)))
     assert not (tmp_path / "out" / "results.tsv").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--N0", "500", "--N", "100"], r"--N0 must not exceed n \(100\), got 500"),
+        (["--N", "0"], "--N must be an integer >= 1, got 0"),
+        (["--alpha", "0"], r"--alpha must lie in \(0, 1\), got 0.0"),
+        (["--batch-size", "50"], "--batch-size must be an integer >= 100, got 50"),
+    ],
+)
+def test_bad_settings_on_the_command_line_name_the_option(option, message, capsys) -> None:
+    sys.path.insert(0, str(ROOT))
+    from certify import parse
+
+    with pytest.raises(SystemExit) as stop:
+        parse(["ck.ckpt", "out", *option])
+    assert stop.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_constant_certification_computes_no_knn(checkpoint, tmp_path, certify) -> None:
+    done = certify(
+        checkpoint,
+        tmp_path / "out",
+        "--constant",
+        "--N",
+        "100",
+        "--indices",
+        "0:3",
+        "--root",
+        str(tmp_path / "fresh"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(read_rows(tmp_path / "out" / "results.tsv")) == 3
+    assert not (tmp_path / "fresh" / "knn-cache").exists()
 
 
 def test_corrupt_checkpoint_and_foreign_output_file(checkpoint, tmp_path) -> None:
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(checkpoint.read_bytes()[:1000])
     with pytest.raises(ValueError, match="cannot load checkpoint"):
-        run_certification(CertifyConfig(str(broken), str(tmp_path / "a"), n=100))
+        run_certification(CertifyConfig(str(broken), str(tmp_path / "a"), SMALL))
     foreign = tmp_path / "b" / "results.tsv"
     foreign.parent.mkdir()
     foreign.write_text("my notes\n")
     with pytest.raises(ValueError, match="is not a results file of this format"):
-        run_certification(CertifyConfig(str(checkpoint), str(tmp_path / "b"), n=100))
+        run_certification(CertifyConfig(str(checkpoint), str(tmp_path / "b"), SMALL))
     assert foreign.read_text() == "my notes\n"
 
 
 def test_resuming_with_other_settings_is_refused(checkpoint, tmp_path) -> None:
     out = str(tmp_path / "out")
-    run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=200, indices="0:2"))
+    first = CertificationSettings(n0=50, n=200)
+    run_certification(CertifyConfig(str(checkpoint), out, first, indices="0:2"))
     with pytest.raises(ValueError, match="holds results of a run with other settings: n=200 th"):
-        run_certification(CertifyConfig(str(checkpoint), out, n0=50, n=300, indices="0:2"))
+        other = CertificationSettings(n0=50, n=300)
+        run_certification(CertifyConfig(str(checkpoint), out, other, indices="0:2"))
     assert len(read_rows(tmp_path / "out" / "results.tsv")) == 2
 
 
@@ -247,6 +260,6 @@ def test_command_line_options_reach_the_configuration(monkeypatch) -> None:
             "0:9",
         ]
     )
-    assert config.separate_pb
-    assert (config.n, config.n0, config.precision, config.channels_last) == (500, 20, "bf16", True)
+    assert config.settings == CertificationSettings(n0=20, n=500, separate_pb=True)
+    assert (config.precision, config.channels_last) == ("bf16", True)
     assert config.data == {"r": 0.02, "m": 4.5} and config.constant and config.indices == "0:9"

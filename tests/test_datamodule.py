@@ -25,14 +25,15 @@ def test_batches_carry_sigma_from_equation_1(tmp_path) -> None:
     train_d = brute_force_mean_knn(train.x, train.x, 5, leave_out=True)
     test_d = brute_force_mean_knn(test.x, train.x, 5, leave_out=False)
     m = train_d.mean()
-    assert dm.hparams["m_resolved"] == pytest.approx(m, rel=1e-12)
+    assert dm.resolved_m == pytest.approx(m, rel=1e-12)
+    assert dm.state_dict() == {"m": dm.resolved_m}  # saved with checkpoints
     np.testing.assert_allclose(
         dm.datasets["test"].sigma.numpy(), 0.25 * np.exp(0.05 * (test_d - m)), rtol=1e-6
     )
     np.testing.assert_allclose(
         dm.datasets["train"].sigma.numpy(), 0.25 * np.exp(0.1 * (train_d - m)), rtol=1e-6
     )
-    assert dm.rate == 0.05
+    assert dm.r == 0.05
 
 
 def test_constant_rates_need_no_knn(tmp_path) -> None:
@@ -55,15 +56,49 @@ def test_cached_distances_are_reused_across_sigma_settings(tmp_path) -> None:
     assert second.datasets["test"].sigma.max() <= 0.6
 
 
-def test_certification_subset_is_fixed_and_stratified(tmp_path) -> None:
+def test_evaluation_subset_is_fixed_and_stratified(tmp_path) -> None:
     dm = _module(tmp_path, eval_subset_size=100, eval_seed=3)
     dm.setup("test")
-    subset = dm.certification_subset()
+    subset = dm.evaluation_subset()
     again = _module(tmp_path, eval_subset_size=100, eval_seed=3)
     again.setup("test")
-    assert subset.indices == again.certification_subset().indices
-    labels = dm.labels["test"][subset.indices]
-    assert np.bincount(labels, minlength=10).min() >= 9
+    np.testing.assert_array_equal(subset, again.evaluation_subset())
+    labels = load_split("digits", "test", tmp_path).y[subset]
+    assert len(subset) == 100 and np.bincount(labels, minlength=10).min() >= 9
+    assert len(dm.evaluation_subset(20)) == 20
+    assert set(dm.evaluation_subset(20)) != set(
+        _module(tmp_path, eval_seed=4).evaluation_subset(20)
+    )
+    assert len(dm.evaluation_subset(10_000)) == dm.test_size  # at most the split
+
+
+def test_certification_inputs_input_dependent_and_constant(tmp_path) -> None:
+    dm = _module(tmp_path, r=0.05, m=1.5)
+    dm.setup("test")
+    chosen = [7, 3, 250]
+    inputs = dm.certification_inputs(chosen)
+    test = load_split("digits", "test", tmp_path)
+    train = load_split("digits", "train", tmp_path)
+    distance = brute_force_mean_knn(test.x[chosen], train.x, 5, leave_out=False)
+    assert inputs.indices == chosen and inputs.r == 0.05
+    np.testing.assert_array_equal(inputs.x.numpy(), test.x[chosen])
+    np.testing.assert_array_equal(inputs.y.numpy(), test.y[chosen])
+    np.testing.assert_allclose(inputs.sigma.numpy(), 0.25 * np.exp(0.05 * (distance - 1.5)), 1e-6)
+    constant = dm.certification_inputs(chosen, constant=True)
+    assert constant.r == 0.0 and torch.all(constant.sigma == torch.tensor(0.25))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 500\) \(the test split\)"):
+        dm.certification_inputs([0, 500])
+
+
+def test_certification_needs_no_training_distances(tmp_path) -> None:
+    dm = _module(tmp_path, r=0.05, trr=0.1, m=1.5)
+    dm.setup("test")
+    dm.certification_inputs([0, 1])
+    assert list(dm.distances) == ["test"]  # no leave-one-out training distances
+    constant = _module(tmp_path / "constant", r=0.05, trr=0.1, m="mean")
+    constant.setup("test")
+    constant.certification_inputs([0, 1], constant=True)
+    assert not (tmp_path / "constant" / "knn-cache").exists()
 
 
 @pytest.mark.parametrize(
@@ -95,5 +130,5 @@ def test_m_from_a_seeded_sample_of_the_training_set(tmp_path) -> None:
     train = load_split("digits", "train", tmp_path)
     rows = np.sort(np.random.default_rng(0).choice(len(train.y), 300, replace=False))
     leave_one_out = brute_force_mean_knn(train.x, train.x, 5, leave_out=True)
-    assert dm.hparams["m_resolved"] == pytest.approx(leave_one_out[rows].mean(), rel=1e-12)
+    assert dm.resolved_m == pytest.approx(leave_one_out[rows].mean(), rel=1e-12)
     assert "train" not in dm.distances  # constant-noise training needs no training sigma

@@ -126,8 +126,11 @@ def test_cohen_radius_two_sided_and_abstain() -> None:
     assert cohen_radius(0.5, 0.9, 0.05) == pytest.approx(0.25 * (1.2815515655 + 1.6448536270))
     assert cohen_radius(0.5, 0.4, 0.45) == 0.0
     assert cohen_radius(0.5, 0.4) == 0.0
-    with pytest.raises(ValueError, match="p_a \\+ p_b must not exceed 1"):
-        cohen_radius(0.5, 0.9, 0.2)
+    # A p_b above 1 - p_a is lowered to 1 - p_a, as idrs_radius does: the one-sided radius.
+    lowered = cohen_radius(0.5, 0.9, 0.2)
+    assert lowered == pytest.approx(cohen_radius(0.5, 0.9), rel=1e-15)
+    assert lowered == pytest.approx(0.5 * 1.2815515655446004, rel=1e-13)
+    assert lowered == idrs_radius(0.5, 0.0, 784, 0.9, 0.2)
 
 
 def test_vanishing_rate_is_cohen_not_an_overflow() -> None:

@@ -6,7 +6,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from idrs_lightning.knn import mean_knn_distance
-from idrs_lightning.sigma import ConstantSigma, KnnSigma
+from idrs_lightning.sigma import KnnSigma
 
 
 def _semi_elasticity_violation(x: np.ndarray, sigma: np.ndarray, r: float) -> float:
@@ -25,7 +25,7 @@ def test_semi_elastic_on_random_pairs(clamp) -> None:
     sigma = KnnSigma(sigma_b=0.25, r=0.5, k=10, m="mean", sigma_min=clamp[0], sigma_max=clamp[1])
     sigma = sigma.with_m_from(mean_knn_distance(train, train, 10, exclude_self=True))
     values = sigma(mean_knn_distance(test, train, 10))
-    assert _semi_elasticity_violation(test, values, sigma.rate) <= 1e-12
+    assert _semi_elasticity_violation(test, values, sigma.r) <= 1e-12
     if clamp[0] is not None:
         assert values.min() >= clamp[0] and values.max() <= clamp[1]
 
@@ -38,7 +38,7 @@ def test_semi_elastic_on_real_image_pairs() -> None:
     )
     values = sigma(mean_knn_distance(test, train, 20))
     assert values.std() / values.mean() > 0.02, "sigma(x) should vary across real images"
-    assert _semi_elasticity_violation(test, values, sigma.rate) <= 1e-12
+    assert _semi_elasticity_violation(test, values, sigma.r) <= 1e-12
 
 
 def test_equation_1() -> None:
@@ -63,14 +63,11 @@ def test_torch_and_numpy_agree_and_keep_device_dtype() -> None:
     as_tensor = sigma(torch.tensor(distance, dtype=torch.float32))
     assert as_tensor.dtype == torch.float32
     np.testing.assert_allclose(as_tensor.numpy(), sigma(distance), rtol=1e-6)
-    assert torch.all(ConstantSigma(0.5)(torch.zeros(3)) == 0.5)
-    assert ConstantSigma(0.5).rate == 0.0 and sigma.rate == 0.05
 
 
-def test_train_rate_copy() -> None:
-    test_time = KnnSigma(0.25, 0.01, k=20, m=5.0)
-    train_time = test_time.with_rate(0.04)
-    assert train_time.r == 0.04 and train_time.m == 5.0 and test_time.r == 0.01
+def test_rate_zero_is_constant_sigma_b() -> None:
+    sigma = KnnSigma(sigma_b=0.5, r=0.0, m=3.0)
+    np.testing.assert_array_equal(sigma(np.array([0.0, 3.0, 1e6])), [0.5, 0.5, 0.5])
 
 
 @pytest.mark.parametrize(
@@ -90,5 +87,3 @@ def test_bad_configuration(kwargs: dict, message: str) -> None:
     arguments = {"sigma_b": 0.25, "r": 0.01} | kwargs
     with pytest.raises(ValueError, match=message):
         KnnSigma(**arguments)
-    with pytest.raises(ValueError, match="sigma must be a positive number"):
-        ConstantSigma(0.0)

@@ -7,6 +7,8 @@ from scipy import stats
 from torch import nn
 
 from idrs_lightning.certification import cohen_radius
+from idrs_lightning.evaluation import EvaluatedClassifier
+from idrs_lightning.settings import CertificationSettings, SettingError
 from idrs_lightning.smoothing import ABSTAIN, Smooth
 
 
@@ -18,6 +20,10 @@ class HalfSpace(nn.Module):
         return torch.stack([-first, first], dim=1)
 
 
+def _smooth(model: nn.Module, num_classes: int, r: float = 0.0, **settings: object) -> Smooth:
+    return Smooth(model.eval(), num_classes, r, CertificationSettings(**settings))
+
+
 def _point(margin: float, dim: int = 64) -> torch.Tensor:
     x = torch.zeros(dim)
     x[0] = margin
@@ -26,9 +32,9 @@ def _point(margin: float, dim: int = 64) -> torch.Tensor:
 
 def test_certificate_is_below_the_true_radius() -> None:
     # The smoothed half-space is constant exactly within distance `margin` of x.
-    smooth = Smooth(HalfSpace(), num_classes=2, batch_size=500)
+    smooth = _smooth(HalfSpace(), 2, n0=100, n=20_000, alpha=0.001, batch_size=500)
     for margin in (0.1, 0.3, 0.6):
-        cert = smooth.certify(_point(margin), sigma=0.25, n0=100, n=20_000, alpha=0.001, index=1)
+        cert = smooth.certify(_point(margin), sigma=0.25, index=1)
         true_p_a = stats.norm.cdf(margin / 0.25)
         assert cert.prediction == 1
         assert cert.p_a_lower <= true_p_a
@@ -49,20 +55,19 @@ class ThreeBands(nn.Module):
         return nn.functional.one_hot(band, 3).float()
 
 
-@pytest.mark.parametrize("rate", [0.0, 0.05])
-def test_separate_runner_up_bound_certifies_a_top_class_below_one_half(rate: float) -> None:
+@pytest.mark.parametrize("r", [0.0, 0.05])
+def test_separate_runner_up_bound_certifies_a_top_class_below_one_half(r: float) -> None:
     x = torch.zeros(64)
-    two_class = Smooth(ThreeBands(), 3, rate=rate).certify(x, 1.0, 100, 20_000, 0.001, index=5)
+    settings = {"n0": 100, "n": 20_000, "alpha": 0.001}
+    two_class = _smooth(ThreeBands(), 3, r, **settings).certify(x, 1.0, index=5)
     assert two_class.prediction == ABSTAIN  # p_a < 1/2
-    cert = Smooth(ThreeBands(), 3, rate=rate, separate_pb=True).certify(
-        x, 1.0, 100, 20_000, 0.001, index=5
-    )
+    cert = _smooth(ThreeBands(), 3, r, separate_pb=True, **settings).certify(x, 1.0, index=5)
     assert cert.prediction == 1
     assert cert.p_a_lower <= 0.475 and cert.p_b_upper >= 0.3  # bounds hold (alpha = 1e-3)
     # at most the true two-sided radius of these smoothed probabilities (Cohen et al.)
     assert 0.0 < cert.radius <= float(cohen_radius(1.0, 0.475, 0.3))
     assert cert.radius == pytest.approx(
-        float(cohen_radius(1.0, cert.p_a_lower, cert.p_b_upper)), rel=0.2 if rate else 1e-12
+        float(cohen_radius(1.0, cert.p_a_lower, cert.p_b_upper)), rel=0.2 if r else 1e-12
     )
 
 
@@ -79,87 +84,117 @@ class ChangesMind(nn.Module):
 
 
 @pytest.mark.parametrize("separate_pb", [False, True])
-@pytest.mark.parametrize("rate", [0.0, 0.05])
-def test_selected_class_without_estimation_votes_abstains(rate: float, separate_pb: bool) -> None:
-    cert = Smooth(ChangesMind(), 2, rate=rate, separate_pb=separate_pb).certify(
-        _point(0.0), 0.25, 100, 1_000, 0.001, index=0
-    )
+@pytest.mark.parametrize("r", [0.0, 0.05])
+def test_selected_class_without_estimation_votes_abstains(r: float, separate_pb: bool) -> None:
+    smooth = _smooth(ChangesMind(), 2, r, n0=100, n=1_000, separate_pb=separate_pb)
+    cert = smooth.certify(_point(0.0), 0.25, index=0)
     assert (cert.prediction, cert.radius, cert.p_a_lower) == (ABSTAIN, 0.0, 0.0)
 
 
 def test_logits_of_the_wrong_width_are_one_clear_error() -> None:
     with pytest.raises(ValueError, match=r"logits of shape \(100, 2\).*expected \(100, 3\)"):
-        Smooth(HalfSpace(), 3).certify(_point(0.5), 0.25, 100, 1_000, 0.001, index=0)
+        _smooth(HalfSpace(), 3, n0=100, n=1_000).certify(_point(0.5), 0.25, index=0)
 
 
 def test_input_dependent_radius_is_smaller_than_cohens() -> None:
-    constant = Smooth(HalfSpace(), num_classes=2)
-    varying = Smooth(HalfSpace(), num_classes=2, rate=0.5)
     x = _point(0.5)
-    a = constant.certify(x, 0.25, 100, 10_000, 0.001, index=7)
-    b = varying.certify(x, 0.25, 100, 10_000, 0.001, index=7)
+    a = _smooth(HalfSpace(), 2, n0=100, n=10_000).certify(x, 0.25, index=7)
+    b = _smooth(HalfSpace(), 2, 0.5, n0=100, n=10_000).certify(x, 0.25, index=7)
     assert a.p_a_lower == b.p_a_lower  # same noise, same counts
     assert 0 < b.radius < a.radius
 
 
 def test_counts_do_not_depend_on_batch_size_or_restarts() -> None:
     x = _point(0.05)
+    settings = {"n0": 100, "n": 1_050, "alpha": 0.01}
     counts = [
-        Smooth(HalfSpace(), 2, batch_size=size).certify(x, 0.5, 100, 1_050, 0.01, index=3).counts
+        _smooth(HalfSpace(), 2, batch_size=size, **settings).certify(x, 0.5, index=3).counts
         for size in (100, 300, 1_000, 5_000)
     ]
     assert all(np.array_equal(counts[0], other) for other in counts[1:])
-    again = Smooth(HalfSpace(), 2).certify(x, 0.5, 100, 1_050, 0.01, index=3).counts
+    again = _smooth(HalfSpace(), 2, **settings).certify(x, 0.5, index=3).counts
     assert np.array_equal(counts[0], again)
-    other_input = Smooth(HalfSpace(), 2).certify(x, 0.5, 100, 1_050, 0.01, index=4).counts
+    other_input = _smooth(HalfSpace(), 2, **settings).certify(x, 0.5, index=4).counts
     assert not np.array_equal(counts[0], other_input)
+    other_seed = _smooth(HalfSpace(), 2, seed=1, **settings).certify(x, 0.5, index=3).counts
+    assert not np.array_equal(counts[0], other_seed)
 
 
 def test_predict_abstains_on_the_boundary_and_answers_far_from_it() -> None:
-    smooth = Smooth(HalfSpace(), num_classes=2)
-    assert smooth.predict(_point(0.0), sigma=0.25, n=1_000, alpha=0.001, index=0) == ABSTAIN
-    assert smooth.predict(_point(-1.0), sigma=0.25, n=1_000, alpha=0.001, index=0) == 0
+    smooth = _smooth(HalfSpace(), 2, n0=1, n=1_000, alpha=0.001)
+    assert smooth.predict(_point(0.0), sigma=0.25, index=0) == ABSTAIN
+    assert smooth.predict(_point(-1.0), sigma=0.25, index=0) == 0
 
 
 def test_low_confidence_abstains() -> None:
-    cert = Smooth(HalfSpace(), 2).certify(_point(0.001), 0.5, 100, 200, 0.001, index=0)
+    cert = _smooth(HalfSpace(), 2, n0=100, n=200).certify(_point(0.001), 0.5, index=0)
     assert cert.prediction == ABSTAIN and cert.radius == 0.0
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("settings", "message"),
     [
-        ({"n0": 500, "n": 100}, r"n0 \(500\) must not exceed n \(100\)"),
-        ({"alpha": 1.5}, r"alpha must lie in \(0, 1\)"),
-        ({"sigma": 0.0}, "sigma must be positive"),
+        ({"n0": 500, "n": 100}, r"n0 must not exceed n \(100\), got 500"),
+        ({"n0": 0}, "n0 must be an integer >= 1, got 0"),
+        ({"n": 2.5}, "n must be an integer >= 1, got 2.5"),
+        ({"alpha": 1.5}, r"alpha must lie in \(0, 1\), got 1.5"),
+        ({"batch_size": 99}, "batch_size must be an integer >= 100, got 99"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
     ],
 )
-def test_bad_sampling_arguments(kwargs: dict, message: str) -> None:
-    arguments = {"sigma": 0.25, "n0": 10, "n": 100, "alpha": 0.01, "index": 0} | kwargs
-    with pytest.raises(ValueError, match=message):
-        Smooth(HalfSpace(), 2).certify(_point(0.1), **arguments)
+def test_bad_settings_fail_on_construction(settings: dict, message: str) -> None:
+    with pytest.raises(SettingError, match=message) as error:
+        CertificationSettings(**settings)
+    assert error.value.setting == next(iter(settings))
+    assert error.value.for_option("--X").startswith("--X must")
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_sigma_is_refused_before_sampling(sigma: float) -> None:
+    model = ChangesMind()
+    with pytest.raises(ValueError, match="every sigma must be positive and finite"):
+        _smooth(model, 2, n0=10, n=100).certify(_point(0.1), sigma, index=0)
+    assert model.calls == 0
+
+
+def test_a_model_in_training_mode_is_refused_and_left_alone() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2), nn.BatchNorm1d(2))
+    smooth = Smooth(model, 2, 0.0, CertificationSettings(n0=10, n=100))
+    with pytest.raises(ValueError, match=r"training mode; call \.eval\(\)"):
+        smooth.certify(_point(0.1), 0.25, index=0)
+    assert model.training
 
 
 def test_reduced_precision_and_channels_last_certify_the_classifier_as_evaluated() -> None:
     torch.manual_seed(0)
     conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
     x = torch.rand(1, 8, 8)
-    plain = Smooth(conv, 2).certify(x, 0.25, 100, 2_000, 0.01, index=5)
-    fast = Smooth(conv, 2, autocast_dtype=torch.bfloat16, channels_last=True).certify(
-        x, 0.25, 100, 2_000, 0.01, index=5
-    )
+    settings = CertificationSettings(n0=100, n=2_000, alpha=0.01)
+    plain = Smooth(conv.eval(), 2, 0.0, settings).certify(x, 0.25, index=5)
+    fast_model = EvaluatedClassifier(conv, precision="bf16", channels_last=True).eval()
+    fast = Smooth(fast_model, 2, 0.0, settings).certify(x, 0.25, index=5)
     assert fast.counts.sum() == 2_000
     # bfloat16 may flip a few borderline votes, never many.
     assert np.abs(fast.counts - plain.counts).sum() <= 0.02 * 2_000
+    # The wrapper does evaluate in bfloat16, with channels-last weights.
+    assert fast_model(torch.rand(3, 1, 8, 8)).dtype == torch.bfloat16
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        EvaluatedClassifier(conv, precision="8")
 
 
-def test_several_inputs_in_one_pass_match_one_at_a_time() -> None:
-    smooth = Smooth(HalfSpace(), num_classes=2, rate=0.3, batch_size=1_000)
-    xs = torch.stack([_point(m) for m in (-0.4, 0.02, 0.3, 0.9)])
-    sigmas = [0.2, 0.25, 0.3, 0.35]
-    together = smooth.certify_many(xs, sigmas, 50, 250, 0.01, [10, 11, 12, 13])
-    for x, sigma, index, cert in zip(xs, sigmas, [10, 11, 12, 13], together, strict=True):
-        alone = smooth.certify(x, sigma, 50, 250, 0.01, index)
+@pytest.mark.parametrize("batch_size", [100, 1_000, 2_000])
+def test_several_inputs_in_one_pass_match_one_at_a_time(batch_size: int) -> None:
+    smooth = _smooth(HalfSpace(), 2, 0.3, n0=50, n=250, alpha=0.01, batch_size=batch_size)
+    xs = torch.stack([_point(m) for m in (-0.4, 0.02, 0.3, 0.9, 0.5)])
+    sigmas = [0.2, 0.25, 0.3, 0.35, 0.4]
+    indices = [10, 11, 12, 13, 14]
+    groups = list(smooth.certify_groups(xs, sigmas, indices))
+    assert [len(g) for g in groups] == {100: [1] * 5, 1_000: [3, 2], 2_000: [5]}[batch_size]
+    for x, sigma, index, cert in zip(
+        xs, sigmas, indices, [cert for group in groups for cert in group], strict=True
+    ):
+        alone = smooth.certify(x, sigma, index)
         assert np.array_equal(cert.counts, alone.counts)
         assert (cert.prediction, cert.radius, cert.p_a_lower) == (
             alone.prediction,

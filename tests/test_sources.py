@@ -19,8 +19,14 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from idrs_lightning.data import sources
-from idrs_lightning.data.sources import DATASETS, FASHION_MNIST_SYSTEM_DIR, ArraySplit, load_split
+from idrs_lightning.data import vision
+from idrs_lightning.data.sources import (
+    DATASETS,
+    FASHION_MNIST_SYSTEM_DIR,
+    ArraySplit,
+    load_split,
+    normalization,
+)
 from idrs_lightning.data.subsets import stratified_subset
 
 CIFAR_LABELS = ["airplane", "automobile", "bird", "cat", "deer"]
@@ -141,7 +147,7 @@ def test_cifar10_files_failing_the_official_checksum_are_named(tmp_path: Path) -
 def test_cifar10_batches_become_nchw_pixels(tmp_path: Path, split: str) -> None:
     rows = _write_cifar(tmp_path)
     dataset_cls = _cifar10_with_checksums_of(tmp_path / "cifar-10-batches-py")
-    data = sources._load_torchvision("cifar10", dataset_cls, split, tmp_path, download=False)
+    data = vision._load_torchvision("cifar10", dataset_cls, split, tmp_path, download=False)
     files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     expected = np.concatenate([rows[file] for file in files]).reshape(-1, 3, 32, 32)
     assert data.x.shape == expected.shape and data.x.dtype == np.float32
@@ -329,6 +335,29 @@ def test_unknown_name_split_and_option() -> None:
 
 def test_dataset_names_are_the_documented_ones() -> None:
     assert DATASETS == ("mnist", "fashion_mnist", "cifar10", "digits", "disc", "cone")
+
+
+MNIST_STATS = ((0.1307,), (0.3081,))
+IDENTITY_STATS = ((0.0,), (1.0,))
+STATISTICS = {
+    "mnist": MNIST_STATS,
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "digits": MNIST_STATS,
+    "disc": IDENTITY_STATS,
+    "cone": IDENTITY_STATS,
+}
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_normalization_statistics_of_each_data_set(name: str) -> None:
+    assert normalization(name) == STATISTICS[name]
+
+
+def test_normalization_rejects_an_unknown_name() -> None:
+    assert tuple(STATISTICS) == DATASETS
+    with pytest.raises(ValueError, match=r"dataset must be one of mnist, .*cone; got 'imagenet'"):
+        normalization("imagenet")
 
 
 def test_array_split_checks_its_arrays() -> None:

@@ -3,22 +3,26 @@
 Confidence bounds and the abstain test (Cohen et al. 2019), Cohen's radius, a stable
 non-central chi-square, the worst-case probabilities xi_> / xi_< (IDRS paper, Theorem 3),
 the IDRS certified radius (Theorem 7) and the curse-of-dimensionality thresholds (Theorem 4,
-Corollary 5, Figure 3).
+Corollary 5, Figure 3), and CERTIFY's decision from counts (bounds, abstain rule, radius).
 """
 
 from .confidence import binomial_abstain_test, clopper_pearson_lower, clopper_pearson_upper
 from .curse import curse_threshold, curse_threshold_simple, practical_threshold
+from .decision import Decision, certified_radius, decide
 from .ncx2 import ncx2_cdf, ncx2_ppf, ncx2_sf
 from .radius import cohen_radius, idrs_radius
 from .xi import xi_greater, xi_less
 
 __all__ = [
+    "Decision",
     "binomial_abstain_test",
+    "certified_radius",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "cohen_radius",
     "curse_threshold",
     "curse_threshold_simple",
+    "decide",
     "idrs_radius",
     "ncx2_cdf",
     "ncx2_ppf",

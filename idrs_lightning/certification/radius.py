@@ -49,7 +49,9 @@ def cohen_radius(sigma: ArrayLike, p_a: ArrayLike, p_b: ArrayLike | None = None)
     ----------
     sigma : array_like, ``> 0``
     p_a : array_like in ``(0, 1]``
-    p_b : array_like in ``[0, 1)``, optional; ``p_a + p_b <= 1``
+    p_b : array_like in ``[0, 1)``, optional
+        Upper bound on every other class's probability; a ``p_b`` above ``1 - p_a`` is lowered
+        to ``1 - p_a``, which also bounds them (as in :func:`idrs_radius`).
 
     Returns
     -------
@@ -62,9 +64,7 @@ def cohen_radius(sigma: ArrayLike, p_a: ArrayLike, p_b: ArrayLike | None = None)
     if p_b is None:
         z = special.ndtri(p_a)
     else:
-        p_b = check_range("p_b", p_b, 0.0, 1.0, high_open=True)
-        if (p_a + p_b > 1.0 + 1e-12).any():
-            raise ValueError("p_a + p_b must not exceed 1")
+        p_b = np.minimum(check_range("p_b", p_b, 0.0, 1.0, high_open=True), 1.0 - p_a)
         z = 0.5 * (special.ndtri(p_a) - special.ndtri(p_b))
     return np.where(z > 0.0, sigma * z * (1.0 - _CLOSED_FORM_SLACK), 0.0)
 

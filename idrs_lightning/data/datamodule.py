@@ -2,25 +2,30 @@
 
 Batches are ``(x, y, sigma)``. Training samples carry ``sigma`` at the train rate ``trr``,
 evaluation samples at the test rate ``r`` (paper Eq. 1; rate 0 is constant ``sigma_b``, i.e.
-Cohen et al.'s smoothing). The kNN statistic is computed once per split against the
-unaugmented training split, in the space where noise is added (flattened ``[0, 1]`` pixels),
-and cached on disk; ``sigma_b``, the rates, ``m`` and the clamp are re-applied to the cached
-distances. Training points leave themselves out of their own neighbourhood, so that their
-sigma is distributed like that of unseen inputs; evaluation points use exactly Eq. 1 over
-the whole training set. Validation and test both use the test split (as Cohen et al. and
-the paper do); :meth:`certification_subset` is the fixed, class-stratified subset to certify.
+Cohen et al.'s smoothing). The kNN statistic is computed against the unaugmented training
+split, in the space where noise is added (flattened ``[0, 1]`` pixels), only when a rate is
+positive, and cached on disk; ``sigma_b``, the rates, ``m`` and the clamp are re-applied to
+the cached distances. Training points leave themselves out of their own neighbourhood, so
+that their sigma is distributed like that of unseen inputs; evaluation points use exactly
+Eq. 1 over the whole training set. Validation and test both use the test split (as Cohen et
+al. and the paper do).
+
+Certification reads the data through :meth:`SmoothingDataModule.evaluation_subset` (the one
+fixed, class-stratified subset) and :meth:`SmoothingDataModule.certification_inputs` (inputs,
+labels, sigmas and the r to certify with, input-dependent or constant).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from ..knn_cache import cached_mean_knn_distance
 from ..sigma import KnnSigma, MChoice
@@ -44,10 +49,17 @@ class SigmaDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index], self.sigma[index]
 
-    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Several items at once, stacked: ``(x, y, sigma)``."""
-        rows = torch.as_tensor(indices, dtype=torch.long)
-        return self.x[rows], self.y[rows], self.sigma[rows]
+
+@dataclass(frozen=True)
+class CertificationInputs:
+    """Test inputs to certify: ``x`` ``[k x ...]``, labels ``y``, noise levels ``sigma`` (one
+    per input) and the semi-elasticity ``r`` that produced them (0: constant sigma)."""
+
+    indices: list[int]
+    x: torch.Tensor
+    y: torch.Tensor
+    sigma: torch.Tensor
+    r: float
 
 
 class SmoothingDataModule(pl.LightningDataModule):
@@ -118,114 +130,161 @@ class SmoothingDataModule(pl.LightningDataModule):
         )
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(root) / "knn-cache"
         self.datasets: dict[str, SigmaDataset] = {}
-        self.labels: dict[str, np.ndarray] = {}
         self.distances: dict[str, np.ndarray] = {}
+        self._splits: dict[str, ArraySplit] = {}
         self.sample_shape: tuple[int, ...] = ()
         self.num_classes = 0
 
     @property
-    def rate(self) -> float:
+    def r(self) -> float:
         """The test-time semi-elasticity that certification must use."""
-        return self.test_sigma.rate
+        return self.test_sigma.r
+
+    @property
+    def resolved_m(self) -> float | None:
+        """``m`` of Eq. 1 as used (chosen from the training distances for "min"/"mean"), or
+        ``None`` while it is still to be chosen."""
+        return None if isinstance(self.test_sigma.m, str) else float(self.test_sigma.m)
+
+    def state_dict(self) -> dict[str, float]:
+        """Saved with checkpoints: the chosen ``m``, so that certification reuses it."""
+        chosen = isinstance(self.hparams.m, str) and self.resolved_m is not None
+        return {"m": self.resolved_m} if chosen else {}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        if "m" in state_dict:
+            self._use_m(float(state_dict["m"]))
 
     def prepare_data(self) -> None:
         if self.hparams.download:
             for split in ("train", "test"):
-                self._load(split)
-
-    def _load(self, split: str) -> ArraySplit:
-        return load_split(
-            self.hparams.dataset,
-            split,
-            self.hparams.root,
-            download=self.hparams.download,
-            **(self.hparams.dataset_options or {}),
-        )
+                self._split(split)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        train = self._load("train")
-        test = self._load("test")
-        self.sample_shape = tuple(train.x.shape[1:])
-        self.num_classes = train.num_classes
-        if self.train_sigma.rate > 0 or self.test_sigma.rate > 0:
-            k = self.hparams.k
-            if k >= len(train.y):
-                raise ValueError(f"k ({k}) must be smaller than the training set ({len(train.y)})")
-            self._compute_distances(train, test)
-        self.datasets["train"] = self._with_sigma(train, "train", self.train_sigma)
-        self.datasets["test"] = self._with_sigma(test, "test", self.test_sigma)
-        self.labels = {"train": train.y, "test": test.y}
+        """Load what ``stage`` needs: for "fit" (or ``None``) both splits with their sigma,
+        otherwise the test split (and the training split only for a kNN sigma)."""
+        test = self._split("test")
+        self.sample_shape = tuple(test.x.shape[1:])
+        self.num_classes = test.num_classes
+        training = stage in ("fit", None)
+        if self.test_sigma.r > 0 or (training and self.train_sigma.r > 0):
+            k, size = self.hparams.k, len(self._split("train").y)
+            if k >= size:
+                raise ValueError(f"k ({k}) must be smaller than the training set ({size})")
+        if training:
+            self._dataset("train")
+            self._dataset("test")
 
-    def _compute_distances(self, train: ArraySplit, test: ArraySplit) -> None:
-        def distances(queries: ArraySplit, **leave_out: object) -> np.ndarray:
-            return cached_mean_knn_distance(
-                self.cache_dir,
-                queries.x,
-                queries.identity,
-                train.x,
-                train.identity,
-                self.hparams.k,
-                backend=self.hparams.knn_backend,
-                **leave_out,
+    @property
+    def test_size(self) -> int:
+        """Number of inputs in the test split."""
+        return len(self._split("test").y)
+
+    def evaluation_subset(self, size: int | None = None) -> np.ndarray:
+        """The fixed, class-stratified evaluation subset of the test split: ``size`` inputs
+        (default ``eval_subset_size``, at most the split) chosen by ``eval_seed``."""
+        labels = self._split("test").y
+        wanted = self.hparams.eval_subset_size if size is None else size
+        return stratified_subset(labels, min(wanted, len(labels)), self.hparams.eval_seed)
+
+    def certification_inputs(
+        self, indices: Sequence[int], constant: bool = False
+    ) -> CertificationInputs:
+        """Test inputs ``indices`` with their sigma(x) at the test rate ``r``, or with
+        ``constant`` every sigma ``sigma_b`` and ``r = 0`` (Cohen et al.'s smoothing)."""
+        chosen = list(indices)
+        size = self.test_size
+        outside = [i for i in chosen if not 0 <= i < size]
+        if outside:
+            raise ValueError(f"indices must lie in [0, {size}) (the test split), got {outside[0]}")
+        rows = torch.as_tensor(chosen, dtype=torch.long)
+        test = self._split("test")
+        x, y = torch.from_numpy(test.x)[rows], torch.from_numpy(test.y)[rows]
+        if constant:
+            sigma = torch.full((len(chosen),), self.hparams.sigma_b, dtype=torch.float32)
+            return CertificationInputs(chosen, x, y, sigma, 0.0)
+        return CertificationInputs(chosen, x, y, self._dataset("test").sigma[rows], self.r)
+
+    def _split(self, split: str) -> ArraySplit:
+        if split not in self._splits:
+            self._splits[split] = load_split(
+                self.hparams.dataset,
+                split,
+                self.hparams.root,
+                download=self.hparams.download,
+                **(self.hparams.dataset_options or {}),
             )
+        return self._splits[split]
 
-        if self.test_sigma.rate > 0:
-            self.distances["test"] = distances(test)
-        if self.train_sigma.rate > 0:
-            self.distances["train"] = distances(train, exclude_self=True)
-        if isinstance(self.test_sigma.m, str):
-            self._choose_m(train, distances)
+    def _dataset(self, split: str) -> SigmaDataset:
+        """The split with its sigma: Eq. 1 at the split's rate, or constant at rate 0."""
+        if split not in self.datasets:
+            data = self._split(split)
+            design = self.train_sigma if split == "train" else self.test_sigma
+            if design.r > 0:
+                self._choose_m()
+                design = self.train_sigma if split == "train" else self.test_sigma
+                sigma = design(self._mean_distances(split))
+            else:
+                sigma = np.full(len(data.y), design.sigma_b)
+            self.datasets[split] = SigmaDataset(
+                torch.from_numpy(data.x),
+                torch.from_numpy(data.y),
+                torch.from_numpy(np.asarray(sigma, dtype=np.float32)),
+            )
+        return self.datasets[split]
 
-    def _choose_m(self, train: ArraySplit, distances: Callable[..., np.ndarray]) -> None:
-        """Resolve m = min / mean of training kNN distances (leave-one-out), App. E.1."""
+    def _mean_distances(self, split: str) -> np.ndarray:
+        """Mean kNN distances of the split against the training split (leave-one-out for
+        the training split itself), cached on disk."""
+        if split not in self.distances:
+            queries = self._split(split)
+            self.distances[split] = self._knn(queries, exclude_self=split == "train")
+        return self.distances[split]
+
+    def _knn(self, queries: ArraySplit, **leave_out: object) -> np.ndarray:
+        train = self._split("train")
+        return cached_mean_knn_distance(
+            self.cache_dir,
+            queries.x,
+            queries.identity,
+            train.x,
+            train.identity,
+            self.hparams.k,
+            backend=self.hparams.knn_backend,
+            **leave_out,
+        )
+
+    def _choose_m(self) -> None:
+        """Resolve m = min / mean of training kNN distances (leave-one-out), App. E.1: over
+        every training point when training at a positive rate (those distances are needed
+        anyway) or without ``m_sample_size``, else over a seeded sample of that size."""
+        if self.resolved_m is not None:
+            return
+        train = self._split("train")
         sample = self.hparams.m_sample_size
-        if "train" in self.distances or sample is None or sample >= len(train.y):
-            reference = self.distances.get("train")
-            if reference is None:
-                reference = distances(train, exclude_self=True)
-            used = len(train.y)
+        if self.train_sigma.r > 0 or sample is None or sample >= len(train.y):
+            reference, used = self._mean_distances("train"), len(train.y)
         else:
             rows = np.sort(np.random.default_rng(0).choice(len(train.y), sample, replace=False))
             subset = ArraySplit(train.x[rows], train.y[rows], train.num_classes, train.identity)
-            reference = distances(subset, self_index=rows)
-            used = sample
-        self.test_sigma = self.test_sigma.with_m_from(reference)
-        self.train_sigma = self.train_sigma.with_m_from(reference)
-        self.hparams["m_resolved"] = self.test_sigma.m
-        if self.trainer is not None:  # record the chosen value with the run
-            for logger in self.trainer.loggers:
-                logger.log_hyperparams({"m_resolved": self.test_sigma.m})
+            reference, used = self._knn(subset, self_index=rows), sample
+        self._use_m(self.test_sigma.with_m_from(reference).m)
         log.info(
             "kNN sigma: k=%d, m=%s over %d training points -> %.6g",
             self.hparams.k,
             self.hparams.m,
             used,
-            self.test_sigma.m,
+            self.resolved_m,
         )
 
-    def _with_sigma(self, data: ArraySplit, split: str, design: KnnSigma) -> SigmaDataset:
-        if design.rate > 0:
-            sigma = design(self.distances[split])
-        else:
-            sigma = np.full(len(data.y), design.sigma_b)
-        return SigmaDataset(
-            torch.from_numpy(data.x),
-            torch.from_numpy(data.y),
-            torch.from_numpy(np.asarray(sigma, dtype=np.float32)),
-        )
-
-    def certification_subset(self) -> Subset:
-        """The fixed, seeded, class-stratified evaluation subset of the test split."""
-        indices = stratified_subset(
-            self.labels["test"], self.hparams.eval_subset_size, self.hparams.eval_seed
-        )
-        return Subset(self.datasets["test"], indices.tolist())
+    def _use_m(self, m: float) -> None:
+        self.test_sigma = replace(self.test_sigma, m=m)
+        self.train_sigma = replace(self.train_sigma, m=m)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
-            self.datasets[split],
+            self._dataset(split),
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,

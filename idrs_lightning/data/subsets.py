@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._validation import check_int, check_seed
+
 # SplitMix64 constants (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
 # OOPSLA 2014): a fixed bijective integer hash, independent of NumPy's generator streams.
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -58,8 +60,8 @@ def stratified_subset(labels: ArrayLike, size: int, seed: int) -> NDArray[np.int
     values = np.asarray(labels)
     if values.ndim != 1:
         raise ValueError(f"labels must be one-dimensional, got shape {values.shape}")
-    size = _check_size(size, values.size)
-    keys = _hash_keys(values.size, _check_seed(seed))
+    size = check_int("size", size, 1, values.size)
+    keys = _hash_keys(values.size, check_seed("seed", seed))
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     quota = _largest_remainder(counts, size)
     order = np.lexsort((keys, inverse))  # by class, then by key within the class
@@ -67,20 +69,6 @@ def stratified_subset(labels: ArrayLike, size: int, seed: int) -> NDArray[np.int
     rank_in_class = np.arange(values.size) - np.repeat(starts, counts)
     chosen = order[rank_in_class < np.repeat(quota, counts)]
     return np.sort(chosen).astype(np.intp, copy=False)
-
-
-def _check_size(size: int, n: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 1 <= size <= n:
-        raise ValueError(
-            f"size must be an integer in [1, {n}] (the number of labels), got {size!r}"
-        )
-    return int(size)
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-    return int(seed)
 
 
 def _largest_remainder(counts: NDArray[np.intp], size: int) -> NDArray[np.intp]:

@@ -1,0 +1,39 @@
+"""Per-channel input statistics ``(mean, std)`` of each data set, for the models' first layer.
+
+Computed on the training images with pixels in ``[0, 1]``; the model normalises its input, so
+that the smoothing noise is added to unnormalised pixels (Cohen et al. 2019).
+"""
+
+from __future__ import annotations
+
+from .._validation import check_choice
+
+MNIST_MEAN: tuple[float, ...] = (0.1307,)
+MNIST_STD: tuple[float, ...] = (0.3081,)
+FASHION_MNIST_MEAN: tuple[float, ...] = (0.2860,)
+FASHION_MNIST_STD: tuple[float, ...] = (0.3530,)
+CIFAR10_MEAN: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
+
+_IDENTITY: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
+_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": (MNIST_MEAN, MNIST_STD),
+    "fashion_mnist": (FASHION_MNIST_MEAN, FASHION_MNIST_STD),
+    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+    "digits": (MNIST_MEAN, MNIST_STD),  # grey-scale digits in [0, 1], as MNIST
+    "disc": _IDENTITY,
+    "cone": _IDENTITY,
+}
+
+
+def normalization(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)``, one value per channel, of a data set of :data:`.sources.DATASETS`.
+
+    The synthetic ``disc`` and ``cone`` points get the identity ``((0.0,), (1.0,))``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name.
+    """
+    return _STATISTICS[check_choice("dataset", dataset, tuple(_STATISTICS))]
