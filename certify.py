@@ -11,6 +11,7 @@ prints the certified-accuracy table.
 """
 
 import argparse
+import dataclasses
 import logging
 
 from idrs_lightning.certify_run import CertifyConfig, run_certification
@@ -32,6 +33,7 @@ SETTING_OPTIONS = {
 
 def parse(argv: list[str] | None = None) -> CertifyConfig:
     defaults = CertificationSettings()
+    job = {f.name: f.default for f in dataclasses.fields(CertifyConfig)}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a checkpoint written by train.py")
     parser.add_argument("out", help="output directory (reused to resume)")
@@ -49,21 +51,21 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     )
     parser.add_argument(
         "--indices",
-        default="subset",
+        default=job["indices"],
         help="'subset' (the fixed stratified evaluation subset), 'all', or start:stop[:step]",
     )
     parser.add_argument("--constant", action="store_true", help="constant sigma_b (Cohen et al.)")
     parser.add_argument("--radii", type=float, nargs="+", help="radii of the summary table")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default=job["device"], help="'auto', 'cpu', 'cuda:0', ...")
     parser.add_argument(
         "--precision",
         choices=tuple(PRECISIONS),
-        default="32",
+        default=job["precision"],
         help="autocast dtype of the base classifier (the certificate is for it as evaluated)",
     )
     parser.add_argument("--channels-last", action="store_true", help="channels-last batches")
-    parser.add_argument("--name", default="", help="label in tables and plots")
-    parser.add_argument("--wandb-project", default="idrs-lightning")
+    parser.add_argument("--name", default=job["name"], help="label in tables and plots")
+    parser.add_argument("--wandb-project", default=job["wandb_project"])
     data = parser.add_argument_group("data and sigma(x) overrides (default: the training run's)")
     data.add_argument("--sigma-b", type=float)
     data.add_argument("--r", type=float, help="semi-elasticity of sigma(x) at test time")

@@ -10,6 +10,8 @@ learning rate x0.1 every 30 epochs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning.pytorch as pl
 import torch
 from torch import nn
@@ -37,7 +39,8 @@ class BaseClassifierModule(pl.LightningModule):
         lr, momentum, weight_decay: SGD settings.
         lr_step, lr_gamma: step schedule (multiply by ``lr_gamma`` every ``lr_step`` epochs).
         num_classes, sample_shape: taken from the datamodule when not given; stored with the
-            checkpoint so that it loads on its own.
+            checkpoint so that it loads on its own. The first layer normalises with the
+            datamodule's ``normalization`` statistics.
 
     Raises:
         ValueError: for non-positive ``lr``, negative ``momentum`` or ``weight_decay``, or a
@@ -70,8 +73,18 @@ class BaseClassifierModule(pl.LightningModule):
         if num_classes is not None and sample_shape is not None:
             self._build(num_classes, tuple(sample_shape))
 
-    def _build(self, num_classes: int, sample_shape: tuple[int, ...]) -> None:
-        self.classifier = build_model(self.hparams.model, num_classes, sample_shape)
+    def _build(
+        self,
+        num_classes: int,
+        sample_shape: tuple[int, ...],
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> None:
+        """The classifier; its first layer normalises with the data's statistics (restored
+        from the state dict when loading a checkpoint, so the shape's default serves there)."""
+        mean, std = normalization if normalization is not None else (None, None)
+        self.classifier = build_model(
+            self.hparams.model, num_classes, sample_shape, mean=mean, std=std
+        )
         self.hparams.num_classes = num_classes
         self.hparams.sample_shape = list(sample_shape)
         self.val_clean = MulticlassAccuracy(num_classes, average="micro")
@@ -81,7 +94,11 @@ class BaseClassifierModule(pl.LightningModule):
         if self.classifier is not None:
             return
         datamodule = self.trainer.datamodule
-        self._build(datamodule.num_classes, tuple(datamodule.sample_shape))
+        self._build(
+            datamodule.num_classes,
+            tuple(datamodule.sample_shape),
+            getattr(datamodule, "normalization", None),
+        )
         derived = {
             "num_classes": self.hparams.num_classes,
             "sample_shape": self.hparams.sample_shape,

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..knn_cache import cached_mean_knn_distance
 from ..sigma import KnnSigma, MChoice
 from .sources import DATASETS, ArraySplit, load_split
+from .statistics import normalization
 from .subsets import stratified_subset
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,11 @@ class SmoothingDataModule(pl.LightningDataModule):
     def r(self) -> float:
         """The test-time semi-elasticity that certification must use."""
         return self.test_sigma.r
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel ``(mean, std)`` of the data set, for the model's first layer."""
+        return normalization(self.hparams.dataset)
 
     @property
     def resolved_m(self) -> float | None:
