@@ -20,7 +20,6 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoints import load_checkpoint
-from .cli import wandb_offline
 from .data.datamodule import SmoothingDataModule
 from .evaluation import PRECISIONS, EvaluatedClassifier
 from .metrics import certification_summary, default_radii
@@ -29,6 +28,7 @@ from .report import log_run_to_wandb, run_name, write_run_report
 from .results import ResultsWriter, certificate_row, merge, read_results
 from .settings import CertificationSettings
 from .smoothing import Smooth
+from .wandb_mode import wandb_offline
 
 log = logging.getLogger(__name__)
 

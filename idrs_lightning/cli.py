@@ -10,7 +10,6 @@ configured) and to CSV files, and keeps its last and best checkpoints in ``check
 
 from __future__ import annotations
 
-import netrc
 import os
 import secrets
 import time
@@ -22,24 +21,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from .wandb_mode import wandb_offline
+
 RUN_DIR_VARIABLE = "IDRS_RUN_DIR"
-
-
-def wandb_credentials_present() -> bool:
-    """Whether W&B can log online: an API key in the environment or in ``~/.netrc``."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
-
-
-def wandb_offline() -> bool:
-    """Offline unless credentials exist and ``WANDB_MODE`` does not ask for offline."""
-    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled"):
-        return True
-    return not wandb_credentials_present()
 
 
 def run_directory(runs_dir: str, run_name: str | None) -> Path:

@@ -7,6 +7,7 @@ A run that finds a record of other settings refuses to append, naming what diffe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,4 +39,6 @@ def claim_output(out: Path, settings: dict[str, Any]) -> None:
             f"{out} holds results of a run with other settings: {', '.join(differing)} "
             f"(see {record.name}); choose another output directory"
         )
-    record.write_text(text)
+    partial = record.with_suffix(".tmp")  # written whole or not at all, even if killed
+    partial.write_text(text)
+    os.replace(partial, record)

@@ -48,20 +48,21 @@ class ResultsWriter:
 
     Raises:
         ValueError: when ``path`` exists but is not a results file of this format (its header
-            differs); the file is left untouched.
+            differs, and it is not a header torn by a kill); the file is left untouched.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.done: set[int] = set()
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with self.path.open() as file:
-                header = file.readline()
-            if header != HEADER:
-                raise ValueError(
-                    f"{self.path} exists and is not a results file of this format; "
-                    "choose another output directory"
-                )
+        head = self.path.read_bytes()[: len(HEADER)] if self.path.exists() else b""
+        resuming = head == HEADER.encode()
+        # Empty, or a header torn by a kill (a prefix of it and nothing else): start afresh.
+        if not resuming and not HEADER.encode().startswith(head):
+            raise ValueError(
+                f"{self.path} exists and is not a results file of this format; "
+                "choose another output directory"
+            )
+        if resuming:
             _repair(self.path)
             self.done = {int(row["idx"]) for row in read_rows(self.path)}
             self._file: TextIO = self.path.open("a")

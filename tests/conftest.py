@@ -20,4 +20,7 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same for code run in this process."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
+    # set, then delete: monkeypatch then restores the variable's absence after the test, even
+    # when the code under test sets it (cli.run_directory does)
+    monkeypatch.setenv("IDRS_RUN_DIR", "")
+    monkeypatch.delenv("IDRS_RUN_DIR")

@@ -1,13 +1,13 @@
 """Sweep files: W&B's schema, expansion, real CLI overrides, and the metric they optimise."""
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from callbacks.certification import CertificationCallback
 from idrs_lightning.sweep import command_line, load_sweep, parameter_sets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +17,21 @@ SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
 def _combinations(path: Path) -> list[dict]:
     config = load_sweep(path)
     return parameter_sets(config, None if config["method"] == "grid" else 4)
+
+
+def _parsed(line: list[str], runs_dir: Path):
+    """The training CLI, parsed and instantiated but not run, for a sweep run's command."""
+    from train import main
+
+    assert line[:3] == [sys.executable, "train.py", "fit"]
+    return main([*line[3:], f"--runs_dir={runs_dir}", "--run_name=x"], run=False)
+
+
+@pytest.fixture
+def in_repository(monkeypatch, offline_wandb) -> None:
+    """Where a W&B agent runs a sweep's command: the files name paths in the repository."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT))
 
 
 def test_grid_expands_to_the_papers_figure_18_grid() -> None:
@@ -35,26 +50,42 @@ def test_invalid_sweep_is_rejected(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("sweep", SWEEPS, ids=[s.stem for s in SWEEPS])
-def test_every_combination_is_a_real_cli_override(sweep: Path, monkeypatch, tmp_path) -> None:
-    monkeypatch.chdir(ROOT)  # sweep commands name configs relative to the repository
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
-    monkeypatch.syspath_prepend(str(ROOT))
-    from train import main
-
+def test_every_combination_is_a_real_cli_override(sweep: Path, tmp_path, in_repository) -> None:
     config = load_sweep(sweep)
-    for parameters in _combinations(sweep):
-        line = command_line(config, parameters)
-        assert line[1:3] == ["train.py", "fit"]
-        cli = main([*line[3:], f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
+    combinations = _combinations(sweep)
+    assert combinations, "the sweep proposes runs"
+    for parameters in combinations:
+        assert set(parameters) == set(config["parameters"])
+        cli = _parsed(command_line(config, parameters), tmp_path)
         for name, value in parameters.items():
             group, key = name.split(".")
             target = cli.datamodule if group == "data" else cli.model
             assert target.hparams[key] == pytest.approx(value), name
 
 
-def test_local_runner_executes_the_agent_command_and_logs_the_metric(tmp_path) -> None:
-    sweep = ROOT / "configs" / "sweeps" / "grid_sigma_trr.yaml"
+@pytest.mark.parametrize("sweep", SWEEPS, ids=[s.stem for s in SWEEPS])
+def test_every_run_has_the_callback_that_logs_the_metric(
+    sweep: Path, tmp_path, in_repository
+) -> None:
+    """certify/accuracy_at_<r> exists in every run only if r is among fixed radii: the default
+    radii scale with the swept sigma_b, so the metric would be missing from most runs."""
+    config = load_sweep(sweep)
+    prefix, name = config["metric"]["name"].split("/")
+    assert prefix == "certify", "a metric of the certification callback"
+    for parameters in _combinations(sweep):
+        cli = _parsed(command_line(config, parameters), tmp_path)
+        found = [c for c in cli.trainer.callbacks if isinstance(c, CertificationCallback)]
+        assert len(found) == 1, f"{parameters}: {cli.trainer.callbacks}"
+        if name.startswith("accuracy_at_"):
+            radii = found[0].radii
+            assert radii is not None, f"{parameters}: radii derived from sigma_b"
+            radius = float(name.removeprefix("accuracy_at_"))
+            assert radius in radii, f"{parameters}: {radii}"
+            assert name == f"accuracy_at_{radius:g}", "spelt as the callback names it"
+
+
+def _local_runs(sweep: Path, runs: int, tmp_path: Path, env: dict) -> list[Path]:
+    """Run directories of ``runs`` sweep runs, each a short training run, by the local runner."""
     fast = [
         f"--runs_dir={tmp_path / 'runs'}",
         "--data.dataset=digits",
@@ -65,30 +96,33 @@ def test_local_runner_executes_the_agent_command_and_logs_the_metric(tmp_path) -
         "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false",
     ]
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.pop("IDRS_RUN_DIR", None)
+    command = [sys.executable, "-m", "idrs_lightning.sweep", str(sweep), "--max-runs", str(runs)]
     result = subprocess.run(
-        [sys.executable, "-m", "idrs_lightning.sweep", str(sweep), "--max-runs", "2", "--", *fast],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
+        [*command, "--", *fast], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = sorted((tmp_path / "runs").iterdir())
-    assert len(runs) == 2, "one directory per sweep run"
+    directories = sorted((tmp_path / "runs").iterdir())
+    assert len(directories) == runs, "one directory per sweep run"
+    return directories
+
+
+def _assert_metric_logged(sweep: Path, run: Path) -> None:
     metric = load_sweep(sweep)["metric"]["name"]
-    for run in runs:
-        with (run / "csv" / "metrics.csv").open() as file:
-            rows = [row for row in csv.DictReader(file) if row.get(metric)]
-        assert rows, f"{metric} logged by the certification callback"
-        assert list((run / "wandb").glob("offline-run-*"))
+    with (run / "csv" / "metrics.csv").open() as file:
+        rows = [row for row in csv.DictReader(file) if row.get(metric)]
+    assert rows, f"{metric} logged by the certification callback"
+    assert 0.0 <= float(rows[-1][metric])
+    assert list((run / "wandb").glob("offline-run-*"))
 
 
-def test_bayes_metric_is_logged_with_the_fixed_radii() -> None:
-    # certify/accuracy_at_0.5 exists because configs/with_certification.yaml fixes the radii.
-    config = load_sweep(ROOT / "configs" / "sweeps" / "bayes_certified_accuracy.yaml")
-    radii_config = (ROOT / "configs" / "with_certification.yaml").read_text()
-    assert config["metric"]["name"] == "certify/accuracy_at_0.5"
-    assert "radii: [0.0, 0.25, 0.5, 0.75, 1.0]" in radii_config
+def test_local_runner_executes_the_agent_command_and_logs_the_metric(tmp_path, offline_env) -> None:
+    sweep = ROOT / "configs" / "sweeps" / "grid_sigma_trr.yaml"
+    for run in _local_runs(sweep, 2, tmp_path, offline_env):
+        _assert_metric_logged(sweep, run)
+
+
+@pytest.mark.slow
+def test_a_bayes_sweep_run_logs_the_metric_it_maximises(tmp_path, offline_env) -> None:
+    sweep = ROOT / "configs" / "sweeps" / "bayes_certified_accuracy.yaml"
+    (run,) = _local_runs(sweep, 1, tmp_path, offline_env)
+    _assert_metric_logged(sweep, run)

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,7 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 
+from callbacks.certification import CertificationCallback
 from idrs_lightning.training import BaseClassifierModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +28,9 @@ FAST = [
 ]
 
 
-def _train(tmp_path: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.pop("IDRS_RUN_DIR", None)
+def _train(
+    tmp_path: Path, env: dict[str, str], *args: str, timeout: int = 240
+) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "train.py"), "fit", f"--runs_dir={tmp_path / 'runs'}"]
     return subprocess.run(
         [*command, *FAST, f"--data.root={tmp_path / 'data'}", *args],
@@ -41,10 +43,8 @@ def _train(tmp_path: Path, *args: str, timeout: int = 240) -> subprocess.Complet
 
 
 @pytest.fixture
-def train_main(monkeypatch) -> Callable:
+def train_main(monkeypatch, offline_wandb) -> Callable:
     """train.main, in-process, with W&B offline and no inherited run directory."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("IDRS_RUN_DIR", raising=False)
     monkeypatch.syspath_prepend(str(ROOT))
     from train import main
 
@@ -54,13 +54,37 @@ def train_main(monkeypatch) -> Callable:
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_parses_and_instantiates(config: Path, tmp_path, train_main) -> None:
     cli = train_main(["--config", str(config), f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
-    if "data:" in config.read_text():
-        assert cli.datamodule.hparams.dataset in config.read_text()
-    assert cli.trainer.max_epochs >= 1
+    values = yaml.safe_load(config.read_text())
+    for key, value in values.get("data", {}).items():
+        assert cli.datamodule.hparams[key] == value, f"data.{key}"
+    for key, value in values.get("model", {}).items():
+        assert cli.model.hparams[key] == value, f"model.{key}"
+    for key in ("max_epochs", "log_every_n_steps", "limit_val_batches"):
+        if key in values.get("trainer", {}):
+            assert getattr(cli.trainer, key) == values["trainer"][key], f"trainer.{key}"
 
 
-def test_run_writes_logs_checkpoints_and_resumes(tmp_path) -> None:
-    first = _train(tmp_path, "--run_name=first", "--data.r=0.05", "--data.trr=0.02")
+def test_certification_config_instantiates_the_callback(tmp_path, train_main) -> None:
+    config = ROOT / "configs" / "with_certification.yaml"
+    (entry,) = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    assert entry["class_path"] == "callbacks.certification.CertificationCallback"
+    cli = train_main(["--config", str(config), f"--runs_dir={tmp_path}", "--run_name=x"], run=False)
+    found = [c for c in cli.trainer.callbacks if isinstance(c, CertificationCallback)]
+    assert len(found) == 1, cli.trainer.callbacks
+    (callback,) = found
+    arguments = entry["init_args"]
+    assert callback.radii == arguments["radii"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert callback.compare_constant is arguments["compare_constant"] is True
+    # every argument reached the instance: it equals one built from the YAML's init_args ...
+    assert vars(callback) == vars(CertificationCallback(**arguments))
+    # ... and the YAML is not a no-op
+    assert vars(callback) != vars(CertificationCallback())
+    # the run directory's checkpoint callback is still added next to the configured one
+    assert any(isinstance(c, ModelCheckpoint) for c in cli.trainer.callbacks)
+
+
+def test_run_writes_logs_checkpoints_and_resumes(tmp_path, offline_env) -> None:
+    first = _train(tmp_path, offline_env, "--run_name=first", "--data.r=0.05", "--data.trr=0.02")
     assert first.returncode == 0, first.stderr[-3000:]
     run = tmp_path / "runs" / "first"
     assert (run / "config.yaml").exists()
@@ -75,7 +99,7 @@ def test_run_writes_logs_checkpoints_and_resumes(tmp_path) -> None:
     assert module(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
     resumed = _train(
-        tmp_path, "--run_name=resumed", "--trainer.max_epochs=2", f"--ckpt_path={last}"
+        tmp_path, offline_env, "--run_name=resumed", "--trainer.max_epochs=2", f"--ckpt_path={last}"
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     state = torch.load(
@@ -84,8 +108,8 @@ def test_run_writes_logs_checkpoints_and_resumes(tmp_path) -> None:
     assert state["epoch"] == 1, "resumed after the first epoch and ran the second"
 
 
-def test_parallel_runs_get_their_own_directories(tmp_path) -> None:
-    runs = [_train(tmp_path, "--trainer.limit_train_batches=1") for _ in range(2)]
+def test_parallel_runs_get_their_own_directories(tmp_path, offline_env) -> None:
+    runs = [_train(tmp_path, offline_env, "--trainer.limit_train_batches=1") for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[0].stderr[-2000:]
     directories = list((tmp_path / "runs").iterdir())
     assert len(directories) == 2
@@ -111,15 +135,15 @@ def test_bad_values_fail_before_training(
     assert not list(tmp_path.glob("*/checkpoints"))
 
 
-def _train_ddp(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _train_ddp(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """A run named "ddp" on two CPU processes (gloo), IDRS evaluation at r = 0.05."""
     ddp = ("--run_name=ddp", "--trainer.strategy=ddp", "--trainer.devices=2", "--data.r=0.05")
-    return _train(tmp_path, *args, *ddp, timeout=400)
+    return _train(tmp_path, env, *args, *ddp, timeout=400)
 
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes(tmp_path) -> None:
-    result = _train_ddp(tmp_path)
+def test_ddp_with_two_cpu_processes(tmp_path, offline_env) -> None:
+    result = _train_ddp(tmp_path, offline_env)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"], "one shared run dir"
@@ -132,7 +156,7 @@ def test_ddp_with_two_cpu_processes(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_certification_callback_under_ddp(tmp_path) -> None:
+def test_certification_callback_under_ddp(tmp_path, offline_env) -> None:
     config = tmp_path / "callback.yaml"
     config.write_text(
         "trainer:\n"
@@ -140,7 +164,7 @@ def test_certification_callback_under_ddp(tmp_path) -> None:
         "    - class_path: callbacks.certification.CertificationCallback\n"
         "      init_args: {num_examples: 11, n0: 16, n: 128}\n"
     )
-    result = _train_ddp(tmp_path, f"--config={config}")
+    result = _train_ddp(tmp_path, offline_env, f"--config={config}")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"
     summary = json.loads((run / "certification" / "epoch_0.json").read_text())

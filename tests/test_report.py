@@ -1,0 +1,115 @@
+"""report.py and compare.py on a hand-made summary: tables, scalars, files, W&B, comparison."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idrs_lightning.compare import compare
+from idrs_lightning.compare import main as compare_main
+from idrs_lightning.metrics import certification_summary
+from idrs_lightning.report import (
+    comparison_table,
+    format_table,
+    log_run_to_wandb,
+    run_name,
+    scalars,
+    write_run_report,
+    write_summary,
+)
+from idrs_lightning.results import COLUMNS, HEADER
+
+# Six inputs, three classes: correct with radius 0.5 / 0.2 / 0.0; wrong; abstain; correct 1.0.
+LABELS = [0, 0, 1, 1, 2, 2]
+PREDICTIONS = [0, 0, 1, 0, -1, 2]
+RADIUS = [0.5, 0.2, 0.0, 0.3, 0.0, 1.0]
+AT = [0.0, 0.25, 0.5]
+SUMMARY = certification_summary(LABELS, PREDICTIONS, RADIUS, AT, num_classes=3)
+
+
+def test_text_table_shows_the_grid_and_every_headline_figure() -> None:
+    lines = format_table("IDRS r=0.01", SUMMARY).splitlines()
+    assert lines[0] == "IDRS r=0.01"
+    assert lines[1].split() == ["radius", "0.00", "0.25", "0.50"]
+    assert lines[2].split() == ["cert.acc", "0.667", "0.333", "0.333"]
+    figures = lines[3]
+    for text in ("clean accuracy 0.667", "abstention 0.167", "misclassified 0.167", "ACR 0.283"):
+        assert text in figures, text
+    assert f"class-wise std {np.std([1.0, 0.5, 0.5]):.4f}" in figures and "(n = 6)" in figures
+
+
+def test_comparison_table_has_one_row_per_run_and_one_column_per_figure() -> None:
+    other = certification_summary([0, 1], [0, 1], [0.1, 0.2], AT, num_classes=3)
+    lines = comparison_table({"idrs": SUMMARY, "cohen": other}).splitlines()
+    assert lines[0] == (
+        "| run | clean accuracy | abstention | misclassified | ACR | class-wise std | n |"
+    )
+    assert lines[1] == "|---|---|---|---|---|---|---|"
+    assert lines[2].split(" | ")[1:4] == ["0.667", "0.167", "0.167"]
+    assert lines[3] == "| cohen | 1.000 | 0.000 | 0.000 | 0.150 | 0.0000 | 2 |"
+
+
+def test_scalars_flatten_the_summary_under_a_prefix() -> None:
+    values = scalars(SUMMARY, "certify")
+    assert values["certify/clean_accuracy"] == pytest.approx(4 / 6)
+    assert values["certify/accuracy_at_0.25"] == pytest.approx(2 / 6)
+    assert values["certify/accuracy_at_0"] == pytest.approx(4 / 6)
+    assert values["certify/class_1_accuracy"] == 0.5
+    absent = certification_summary([0], [0], [0.1], AT, num_classes=3)
+    assert "certify/class_1_accuracy" not in scalars(absent, "certify")  # NaN: not logged
+    assert all(isinstance(v, float) and not math.isnan(v) for v in values.values())
+
+
+def test_run_names() -> None:
+    assert run_name(0.0, False) == "constant sigma"
+    assert run_name(0.01, True) == "IDRS r=0.01, separate pB"
+
+
+def _results(folder: Path, radius: list[float], predictions: list[int]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [HEADER]
+    for i, (r, p) in enumerate(zip(radius, predictions, strict=True)):
+        values = [i, LABELS[i], p, r, int(p == LABELS[i]), 0.1, 0.25, 0.9, "nan", "1,2,3"]
+        rows.append("\t".join(str(v) for v in values) + "\n")
+    (folder / "results.tsv").write_text("".join(rows))
+
+
+def test_run_report_files(tmp_path) -> None:
+    results = {"radius": np.array(RADIUS), "correct": np.array(PREDICTIONS) == LABELS}
+    results["sigma"] = np.full(6, 0.25)
+    write_run_report(tmp_path, "demo", SUMMARY, results)
+    assert json.loads((tmp_path / "summary.json").read_text()) == SUMMARY
+    assert (tmp_path / "table.txt").read_text() == format_table("demo", SUMMARY) + "\n"
+    for plot in ("certified_accuracy", "per_class_accuracy", "sigma_histogram"):
+        assert (tmp_path / f"{plot}.png").read_bytes()[:4] == b"\x89PNG", plot
+    write_summary(tmp_path / "certification", "epoch_3", SUMMARY, "epoch 3")
+    assert json.loads((tmp_path / "certification" / "epoch_3.json").read_text()) == SUMMARY
+    assert (tmp_path / "certification" / "epoch_3.png").exists()
+
+
+def test_wandb_run_holds_the_figures(tmp_path, offline_wandb) -> None:
+    summary = {**SUMMARY, "settings": {"r": 0.01, "n": 100}}
+    log_run_to_wandb(tmp_path, "demo", summary, "idrs-tests", offline=True)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    written = b"".join(path.read_bytes() for path in runs[0].rglob("*") if path.is_file())
+    for key in (b"certify/clean_accuracy", b"certify/curve", b"certify/per_class"):
+        assert key in written, key
+
+
+def test_compare_writes_the_figure_and_the_table(tmp_path, capsys) -> None:
+    for name, radius in (("idrs", RADIUS), ("cohen", [0.6, 0.3, 0.0, 0.3, 0.0, 1.2])):
+        _results(tmp_path / name, radius, PREDICTIONS)
+        summary = certification_summary(LABELS, PREDICTIONS, radius, AT, 3) | {"name": name}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    table = compare([tmp_path / "idrs", tmp_path / "cohen"], tmp_path / "out" / "cmp")
+    assert (tmp_path / "out" / "cmp.md").read_text() == table + "\n"
+    assert (tmp_path / "out" / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| idrs", "| cohen"]
+    assert "| 0.283 |" in table and "| 0.350 |" in table  # ACR of each run
+    assert COLUMNS[:6] == ("idx", "label", "predict", "radius", "correct", "time")
+    with pytest.raises(SystemExit) as stop:
+        compare_main([str(tmp_path / "missing"), "--output", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "no summary.json in" in capsys.readouterr().err
