@@ -17,7 +17,7 @@ import logging
 from idrs_lightning.certify_run import CertifyConfig, run_certification
 from idrs_lightning.evaluation import PRECISIONS
 from idrs_lightning.report import format_table
-from idrs_lightning.settings import CertificationSettings, SettingError
+from idrs_lightning.settings import CertificationSettings, InvalidSetting
 
 DATA_OPTIONS = ("sigma_b", "r", "k", "m", "sigma_min", "sigma_max", "root", "eval_subset_size")
 # Cohen et al.'s names; "--n" would also clash with torchrun's option prefixes.
@@ -81,7 +81,7 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     data = {key: args.pop(key) for key in DATA_OPTIONS}
     try:
         settings = CertificationSettings(**{key: args.pop(key) for key in SETTING_OPTIONS})
-    except SettingError as error:
+    except InvalidSetting as error:
         parser.error(error.for_option(SETTING_OPTIONS[error.setting]))
     return CertifyConfig(
         **args, settings=settings, data={k: v for k, v in data.items() if v is not None}

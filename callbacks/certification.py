@@ -46,7 +46,7 @@ class CertificationCallback(Callback):
 
     Raises:
         ValueError: for ``every_n_epochs < 1`` or ``num_examples < 1``;
-            :class:`~idrs_lightning.settings.SettingError` for a setting out of range.
+            :class:`~idrs_lightning.settings.InvalidSetting` for a setting out of range.
 
     Example::
 

@@ -105,7 +105,7 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
         ({"every_n_epochs": 0}, "every_n_epochs must be at least 1"),
         ({"n0": 100, "n": 10}, r"n0 must not exceed n \(10\), got 100"),
         ({"batch_size": 50}, "batch_size must be an integer >= 100, got 50"),
-        ({"alpha": 2.0}, r"alpha must lie in \(0, 1\)"),
+        ({"alpha": 2.0}, r"alpha must be a number in \(0.0, 1.0\), got 2.0"),
         ({"num_examples": 0}, "num_examples must be at least 1"),
     ],
 )

@@ -181,7 +181,7 @@ def test_bad_input_fails_before_sampling(checkpoint, tmp_path, changes, error, m
     [
         (["--N0", "500", "--N", "100"], r"--N0 must not exceed n \(100\), got 500"),
         (["--N", "0"], "--N must be an integer >= 1, got 0"),
-        (["--alpha", "0"], r"--alpha must lie in \(0, 1\), got 0.0"),
+        (["--alpha", "0"], r"--alpha must be a number in \(0.0, 1.0\), got 0.0"),
         (["--batch-size", "50"], "--batch-size must be an integer >= 100, got 50"),
     ],
 )

@@ -8,7 +8,7 @@ from torch import nn
 
 from idrs_lightning.certification import cohen_radius
 from idrs_lightning.evaluation import EvaluatedClassifier
-from idrs_lightning.settings import CertificationSettings, SettingError
+from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.smoothing import ABSTAIN, Smooth
 
 
@@ -137,13 +137,13 @@ def test_low_confidence_abstains() -> None:
         ({"n0": 500, "n": 100}, r"n0 must not exceed n \(100\), got 500"),
         ({"n0": 0}, "n0 must be an integer >= 1, got 0"),
         ({"n": 2.5}, "n must be an integer >= 1, got 2.5"),
-        ({"alpha": 1.5}, r"alpha must lie in \(0, 1\), got 1.5"),
+        ({"alpha": 1.5}, r"alpha must be a number in \(0.0, 1.0\), got 1.5"),
         ({"batch_size": 99}, "batch_size must be an integer >= 100, got 99"),
         ({"seed": -1}, "seed must be an integer >= 0, got -1"),
     ],
 )
 def test_bad_settings_fail_on_construction(settings: dict, message: str) -> None:
-    with pytest.raises(SettingError, match=message) as error:
+    with pytest.raises(InvalidSetting, match=message) as error:
         CertificationSettings(**settings)
     assert error.value.setting == next(iter(settings))
     assert error.value.for_option("--X").startswith("--X must")
