@@ -6,12 +6,16 @@
 
 Every hyperparameter is a LightningCLI option (``python train.py fit --help``); each run
 writes its config, CSV logs, an offline W&B run and checkpoints to its own ``runs/<name>``.
+A bad value is one line ``error: ...`` naming its option, exit status 2 (``IDRS_DEBUG=1``
+shows the traceback).
 """
 
+import inspect
 from pathlib import Path
 
 from idrs_lightning.cli import TrainingCLI
 from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.errors import exit_on_user_error
 from idrs_lightning.training import BaseClassifierModule
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "fashion_mnist.yaml"
@@ -31,5 +35,14 @@ def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
     )
 
 
+def _options() -> dict[str, str]:
+    """Each data and model argument's command-line option, for error messages."""
+    options = {}
+    for group, cls in (("model", BaseClassifierModule), ("data", SmoothingDataModule)):
+        for name in inspect.signature(cls.__init__).parameters:
+            options.setdefault(name, f"--{group}.{name}")
+    return options
+
+
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main, _options())

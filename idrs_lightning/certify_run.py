@@ -10,6 +10,7 @@ number of processes.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoints import load_checkpoint
+from ._validation import InvalidSetting
+from .checkpoints import file_digest, load_checkpoint
 from .data.datamodule import SmoothingDataModule
 from .evaluation import PRECISIONS, EvaluatedClassifier
 from .metrics import certification_summary, default_radii
@@ -51,21 +53,30 @@ class CertifyConfig:
     data: dict[str, object] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """One clear error per bad value, before any expensive work."""
+        """One clear error per bad value, before anything is loaded."""
         if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"
+            raise InvalidSetting(
+                "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
-        if not Path(self.checkpoint).is_file():
-            raise FileNotFoundError(f"checkpoint {self.checkpoint} does not exist")
+        if self.radii is not None and not all(math.isfinite(r) and r >= 0 for r in self.radii):
+            raise InvalidSetting("radii", f"must be finite and >= 0, got {self.radii}")
+        parse_indices(self.indices)
+        _device(self.device)
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise InvalidSetting("out", f"{self.out} is a file; give a directory")
+        if not Path(self.checkpoint).exists():
+            raise InvalidSetting("checkpoint", f"{self.checkpoint} does not exist")
 
-    def record(self) -> dict[str, object]:
-        """Every setting that determines the rows (not where or how fast they are made)."""
+    def record(self, test_data: str) -> dict[str, object]:
+        """Every setting that determines the rows (not where or how fast they are made), the
+        checkpoint's content digest and the test data's identity."""
         settings = asdict(self.settings)
         del settings["batch_size"]
         return {
             **settings,
             "checkpoint": self.checkpoint,
+            "checkpoint_sha256": file_digest(self.checkpoint),
+            "test_data": test_data,
             "indices": self.indices,
             "constant": self.constant,
             "precision": self.precision,
@@ -74,19 +85,57 @@ class CertifyConfig:
         }
 
 
+def parse_indices(spec: str) -> slice | None:
+    """``None`` for "subset" or "all", else the slice of ``start:stop[:step]``.
+
+    Raises:
+        InvalidSetting: for anything else, or ``start >= stop``, or ``step < 1``.
+    """
+    if spec in ("subset", "all"):
+        return None
+    parts = spec.split(":")
+    if not (2 <= len(parts) <= 3 and all(part.isdigit() for part in parts)):
+        raise InvalidSetting(
+            "indices",
+            f"must be 'subset', 'all' or start:stop[:step] with whole numbers, got {spec!r}",
+        )
+    start, stop, step = (int(part) for part in (*parts, "1")[:3])
+    if start >= stop or step < 1:
+        raise InvalidSetting(
+            "indices", f"needs start < stop and step >= 1 in start:stop[:step], got {spec!r}"
+        )
+    return slice(start, stop, step)
+
+
 def _indices(spec: str, datamodule: SmoothingDataModule) -> list[int]:
-    if spec == "subset":
-        return datamodule.evaluation_subset().tolist()
-    everything = list(range(datamodule.test_size))
-    if spec == "all":
-        return everything
-    return everything[slice(*(int(p) if p else None for p in spec.split(":")))]
+    chosen = parse_indices(spec)
+    size = datamodule.test_size
+    if chosen is None:
+        return datamodule.evaluation_subset().tolist() if spec == "subset" else list(range(size))
+    if chosen.stop > size:
+        raise InvalidSetting(
+            "indices",
+            f"{spec!r} reaches past the test split of {size} inputs: stop must be at most {size}",
+        )
+    return list(range(chosen.start, chosen.stop, chosen.step))
 
 
 def _device(name: str) -> torch.device:
+    """The torch device of ``--device`` ("auto": CUDA where present), checked to exist."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise InvalidSetting("device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:<i>', got {name!r}")
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= available:
+        raise InvalidSetting(
+            "device", f"{name!r} is not available here ({available} CUDA devices); use cpu or auto"
+        )
+    return device
 
 
 def run_certification(config: CertifyConfig) -> dict | None:
@@ -102,21 +151,21 @@ def run_certification(config: CertifyConfig) -> dict | None:
     datamodule.setup("test")
     expected = tuple(module.hparams.sample_shape)
     if datamodule.sample_shape != expected:
-        raise ValueError(
-            f"the data has sample shape {datamodule.sample_shape} but the checkpoint was "
-            f"trained on {expected}"
+        raise InvalidSetting(
+            "checkpoint",
+            f"{config.checkpoint} was trained on samples of shape {expected}, but the data "
+            f"({datamodule.hparams.dataset}) has shape {datamodule.sample_shape}",
         )
+    shard = _indices(config.indices, datamodule)[rank::world]
     device = _device(config.device)
     classifier = EvaluatedClassifier(
         module.classifier.to(device), config.precision, config.channels_last
     ).eval()
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        claim_output(out, config.record())
+        claim_output(out, config.record(datamodule.test_identity))
     if world > 1:
         dist.barrier()  # no rank appends before rank 0 has checked the directory
-    shard = _indices(config.indices, datamodule)[rank::world]
     part = out / ("results.tsv" if world == 1 else f"results.rank{rank}.tsv")
     with ResultsWriter(part) as writer:
         todo = [i for i in shard if i not in writer.done]

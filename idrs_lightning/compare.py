@@ -10,24 +10,43 @@ Tables 2 and 3), and prints the table.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from .errors import OneLineParser, exit_on_user_error
 from .report import comparison_table, plot_certified_accuracy
 from .results import read_results
 
 
+def _summary(run: Path) -> dict:
+    path = run / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); rerun certify.py there") from None
+
+
 def compare(runs: list[Path], output: Path) -> str:
-    """Write ``<output>.png`` and ``<output>.md`` for the runs and return the table."""
-    summaries = {}
-    curves = {}
+    """Write ``<output>.png`` and ``<output>.md`` for the runs and return the table.
+
+    Runs are labelled by their summary's name, followed by the directory where two share one.
+
+    Raises:
+        ValueError: naming the file, for a missing, unreadable or empty summary or results file.
+    """
+    loaded = []
     for run in runs:
-        summary = json.loads((run / "summary.json").read_text())
-        name = summary.get("name") or run.name
+        summary = _summary(run)
         results = read_results(run / "results.tsv")
-        summaries[name] = summary
-        curves[name] = (results["radius"], results["correct"])
+        if not len(results["idx"]):
+            raise ValueError(f"{run / 'results.tsv'} holds no results")
+        loaded.append((summary.get("name") or run.name, run, summary, results))
+    names = [name for name, *_ in loaded]
+    summaries, curves = {}, {}
+    for name, run, summary, results in loaded:
+        label = name if names.count(name) == 1 else f"{name} ({run})"
+        summaries[label] = summary
+        curves[label] = (results["radius"], results["correct"])
     output.parent.mkdir(parents=True, exist_ok=True)
     plot_certified_accuracy(curves, output.with_suffix(".png"))
     table = comparison_table(summaries)
@@ -36,14 +55,14 @@ def compare(runs: list[Path], output: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="output directories of certify.py")
     parser.add_argument("--output", type=Path, required=True, help="path without suffix")
     args = parser.parse_args(argv)
     missing = [str(run) for run in args.runs if not (run / "summary.json").is_file()]
     if missing:
         parser.error(f"no summary.json in: {', '.join(missing)}")
-    print(compare(args.runs, args.output))
+    print(exit_on_user_error(lambda: compare(args.runs, args.output)))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,24 @@ def _repair(path: Path) -> None:
             file.truncate(data.rfind(b"\n") + 1)
 
 
+def check_results_file(path: Path) -> bool:
+    """Whether ``path`` holds rows to resume (its header is complete); ``False`` when it is
+    absent, empty or holds a header torn by a kill (start afresh).
+
+    Raises:
+        ValueError: naming the file, when it is something else.
+    """
+    head = path.read_bytes()[: len(HEADER)] if path.exists() else b""
+    if head == HEADER.encode():
+        return True
+    if not HEADER.encode().startswith(head):
+        raise ValueError(
+            f"{path} exists and is not a results file of this format; "
+            "choose another output directory"
+        )
+    return False
+
+
 class ResultsWriter:
     """Appends rows to ``path``; ``done`` holds the indices already in the file.
 
@@ -54,14 +72,7 @@ class ResultsWriter:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.done: set[int] = set()
-        head = self.path.read_bytes()[: len(HEADER)] if self.path.exists() else b""
-        resuming = head == HEADER.encode()
-        # Empty, or a header torn by a kill (a prefix of it and nothing else): start afresh.
-        if not resuming and not HEADER.encode().startswith(head):
-            raise ValueError(
-                f"{self.path} exists and is not a results file of this format; "
-                "choose another output directory"
-            )
+        resuming = check_results_file(self.path)
         if resuming:
             _repair(self.path)
             self.done = {int(row["idx"]) for row in read_rows(self.path)}
@@ -112,17 +123,30 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def read_results(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Columns as arrays, sorted by ``idx``: idx, label, predict, radius, correct (+ sigma)."""
-    rows = sorted(read_rows(path), key=lambda row: int(row["idx"]))
-    columns = {
-        "idx": np.array([int(r["idx"]) for r in rows], dtype=np.int64),
-        "label": np.array([int(r["label"]) for r in rows], dtype=np.int64),
-        "predict": np.array([int(r["predict"]) for r in rows], dtype=np.int64),
-        "radius": np.array([float(r["radius"]) for r in rows]),
-        "correct": np.array([int(r["correct"]) for r in rows], dtype=bool),
-    }
-    if rows and "sigma" in rows[0]:
-        columns["sigma"] = np.array([float(r["sigma"]) for r in rows])
+    """Columns as arrays, sorted by ``idx``: idx, label, predict, radius, correct (+ sigma).
+
+    Raises:
+        ValueError: naming the file, when it lacks one of those columns or a value is not a
+            number.
+    """
+    with Path(path).open() as file:
+        header = file.readline().rstrip("\n").split("\t")
+    missing = [column for column in COLUMNS[:5] if column not in header]
+    if missing:
+        raise ValueError(f"{path} is not a results file: it has no column {', '.join(missing)}")
+    try:
+        rows = sorted(read_rows(path), key=lambda row: int(row["idx"]))
+        columns = {
+            "idx": np.array([int(r["idx"]) for r in rows], dtype=np.int64),
+            "label": np.array([int(r["label"]) for r in rows], dtype=np.int64),
+            "predict": np.array([int(r["predict"]) for r in rows], dtype=np.int64),
+            "radius": np.array([float(r["radius"]) for r in rows]),
+            "correct": np.array([int(r["correct"]) for r in rows], dtype=bool),
+        }
+        if "sigma" in header:
+            columns["sigma"] = np.array([float(r["sigma"]) for r in rows])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds a value that is not a number: {error}") from None
     return columns
 
 

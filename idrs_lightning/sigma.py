@@ -19,6 +19,8 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
+from ._validation import InvalidSetting
+
 Statistic = TypeVar("Statistic", np.ndarray, torch.Tensor)
 MChoice = float | Literal["min", "mean"]
 
@@ -52,27 +54,27 @@ class KnnSigma:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sigma_b) and self.sigma_b > 0):
-            raise ValueError(f"sigma_b must be a positive number, got {self.sigma_b!r}")
+            raise InvalidSetting("sigma_b", f"must be a positive number, got {self.sigma_b!r}")
         if not (math.isfinite(self.r) and self.r >= 0):
-            raise ValueError(f"r must be a non-negative number, got {self.r!r}")
+            raise InvalidSetting("r", f"must be a non-negative number, got {self.r!r}")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+            raise InvalidSetting("k", f"must be a positive integer, got {self.k!r}")
         if isinstance(self.m, str):
             if self.m not in ("min", "mean"):
-                raise ValueError(f"m must be a number, 'min' or 'mean', got {self.m!r}")
+                raise InvalidSetting("m", f"must be a number, 'min' or 'mean', got {self.m!r}")
         elif not math.isfinite(self.m):
-            raise ValueError(f"m must be finite, got {self.m!r}")
+            raise InvalidSetting("m", f"must be finite, got {self.m!r}")
         for name in ("sigma_min", "sigma_max"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+                raise InvalidSetting(name, f"must be a positive number or None, got {value!r}")
         if (
             self.sigma_min is not None
             and self.sigma_max is not None
             and self.sigma_min > self.sigma_max
         ):
-            raise ValueError(
-                f"sigma_min ({self.sigma_min}) must not exceed sigma_max ({self.sigma_max})"
+            raise InvalidSetting(
+                "sigma_min", f"({self.sigma_min}) must not exceed sigma_max ({self.sigma_max})"
             )
 
     def with_m_from(self, train_mean_distances: np.ndarray) -> KnnSigma:

@@ -98,6 +98,10 @@ class Smooth:
         bad = ~(np.isfinite(sigma) & (sigma > 0))
         if bad.any():
             raise ValueError(f"every sigma must be positive and finite, got {sigma[bad][0]!r}")
+        finite = torch.isfinite(xs).flatten(start_dim=1).all(dim=1).cpu().numpy()
+        if not finite.all():
+            index = indices[int(np.argmin(finite))]
+            raise ValueError(f"input {index} has NaN or infinite entries; it cannot be certified")
         blocks = blocks_needed(self.settings.n)
         group = max(1, self.settings.blocks_per_batch // blocks)
         for first in range(0, len(xs), group):

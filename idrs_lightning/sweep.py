@@ -10,7 +10,6 @@ here, since its model needs the server. Each run executes the file's ``command``
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import OneLineParser, exit_on_user_error
+
 log = logging.getLogger(__name__)
 
 
@@ -26,7 +27,12 @@ def load_sweep(path: str | os.PathLike) -> dict:
     """A sweep file, checked with W&B's schema; one ValueError listing every violation."""
     from sweeps import schema_violations_from_proposed_config
 
-    config = yaml.safe_load(Path(path).read_text())
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a sweep: it holds no mapping of settings")
     violations = schema_violations_from_proposed_config(config)
     if violations:
         raise ValueError(f"{path} is not a valid sweep: " + "; ".join(violations))
@@ -73,7 +79,7 @@ def command_line(config: dict, parameters: dict, extra: list[str] = ()) -> list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="a sweep YAML file")
     parser.add_argument("--max-runs", type=int, help="stop after this many runs")
     parser.add_argument("--seed", type=int, default=0, help="for random / Bayesian files")
@@ -83,13 +89,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv[:split])
     args.extra = argv[split + 1 :]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = load_sweep(args.sweep)
+    config = exit_on_user_error(lambda: load_sweep(args.sweep))
+    runs = exit_on_user_error(lambda: list(parameter_sets(config, args.max_runs, args.seed)))
     environment = {**os.environ}
     environment.setdefault("WANDB_MODE", "offline")
-    for number, parameters in enumerate(parameter_sets(config, args.max_runs, args.seed), 1):
+    for number, parameters in enumerate(runs, 1):
         line = command_line(config, parameters, args.extra)
         log.info("run %d: %s", number, " ".join(line))
-        subprocess.run(line, check=True, env=environment)
+        status = subprocess.run(line, env=environment).returncode
+        if status:
+            sys.stderr.write(f"error: run {number} exited with status {status}: {' '.join(line)}\n")
+            raise SystemExit(status)
 
 
 if __name__ == "__main__":

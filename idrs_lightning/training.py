@@ -10,6 +10,7 @@ learning rate x0.1 every 30 epochs).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
@@ -18,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from ._validation import InvalidSetting, check_float, check_int
 from .models import build_model
 
 
@@ -60,14 +62,12 @@ class BaseClassifierModule(pl.LightningModule):
         sample_shape: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
-        for name, value, minimum in (("lr", lr, 0.0), ("lr_gamma", lr_gamma, 0.0)):
-            if not value > minimum:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+        check_float("lr", lr, 0.0, math.inf)
+        check_float("lr_gamma", lr_gamma, 0.0, math.inf)
         for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be non-negative, got {value!r}")
-        if lr_step < 1:
-            raise ValueError(f"lr_step must be at least 1, got {lr_step!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise InvalidSetting(name, f"must be a non-negative number, got {value!r}")
+        check_int("lr_step", lr_step, 1)
         self.save_hyperparameters()
         self.classifier: nn.Module | None = None
         if num_classes is not None and sample_shape is not None:

@@ -164,8 +164,9 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, 
     ("changes", "error", "message"),
     [
         ({"data": {"r": -0.1}}, ValueError, "r must be a non-negative number"),
-        ({"checkpoint": "missing.ckpt"}, FileNotFoundError, "missing.ckpt does not exist"),
-        ({"data": {"dataset": "disc"}}, ValueError, "sample shape"),
+        ({"checkpoint": "missing.ckpt"}, ValueError, "missing.ckpt does not exist"),
+        ({"data": {"dataset": "disc"}}, ValueError, r"trained on samples of shape \(1, 8, 8\)"),
+        ({"indices": "0:501"}, ValueError, "reaches past the test split of 500 inputs"),
         ({"precision": "8"}, ValueError, "precision must be one of"),
     ],
 )
@@ -215,7 +216,7 @@ def test_constant_certification_computes_no_knn(checkpoint, tmp_path, certify) -
 def test_corrupt_checkpoint_and_foreign_output_file(checkpoint, tmp_path) -> None:
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(checkpoint.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="cannot load checkpoint"):
+    with pytest.raises(ValueError, match=r"broken\.ckpt is damaged or not a PyTorch file"):
         run_certification(CertifyConfig(str(broken), str(tmp_path / "a"), SMALL))
     foreign = tmp_path / "b" / "results.tsv"
     foreign.parent.mkdir()

@@ -69,7 +69,8 @@ def test_evaluation_subset_is_fixed_and_stratified(tmp_path) -> None:
     assert set(dm.evaluation_subset(20)) != set(
         _module(tmp_path, eval_seed=4).evaluation_subset(20)
     )
-    assert len(dm.evaluation_subset(10_000)) == dm.test_size  # at most the split
+    with pytest.raises(ValueError, match=r"eval_subset_size \(10000\) exceeds the test split"):
+        dm.evaluation_subset(10_000)
 
 
 def test_certification_inputs_input_dependent_and_constant(tmp_path) -> None:
@@ -107,9 +108,12 @@ def test_certification_needs_no_training_distances(tmp_path) -> None:
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"r": -0.1}, "r must be a non-negative number"),
         ({"sigma_b": 0.0}, "sigma_b must be a positive number"),
-        ({"trr": float("nan")}, "r must be a non-negative number"),
+        ({"trr": float("nan")}, "^trr must be a non-negative number"),
+        ({"trr": -0.01}, "^trr must be a non-negative number, got -0.01"),
+        ({"train_sigma_b": 0.0}, "^train_sigma_b must be a positive number"),
         ({"m": "median"}, "m must be a number, 'min' or 'mean'"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"eval_subset_size": 0}, "eval_subset_size must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_configuration_fails_at_construction(tmp_path, kwargs: dict, message: str) -> None:

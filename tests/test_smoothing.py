@@ -157,6 +157,16 @@ def test_bad_sigma_is_refused_before_sampling(sigma: float) -> None:
     assert model.calls == 0
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_inputs_are_refused_before_sampling(value: float) -> None:
+    model = ChangesMind()
+    xs = torch.stack([_point(0.1), _point(0.2)])
+    xs[1, 5] = value  # one bad entry in the second input
+    with pytest.raises(ValueError, match="input 8 has NaN or infinite entries"):
+        _smooth(model, 2, n0=10, n=100).certify_many(xs, [0.25, 0.25], [7, 8])
+    assert model.calls == 0
+
+
 def test_a_model_in_training_mode_is_refused_and_left_alone() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2), nn.BatchNorm1d(2))
     smooth = Smooth(model, 2, 0.0, CertificationSettings(n0=10, n=100))
@@ -201,3 +211,8 @@ def test_several_inputs_in_one_pass_match_one_at_a_time(batch_size: int) -> None
             alone.radius,
             alone.p_a_lower,
         )
+
+
+def test_no_inputs_give_no_certificates() -> None:
+    smooth = _smooth(HalfSpace(), 2, n0=10, n=100)
+    assert smooth.certify_many(torch.zeros((0, 64)), [], []) == []

@@ -121,7 +121,8 @@ def test_parallel_runs_get_their_own_directories(tmp_path, offline_env) -> None:
     [
         ("--data.r=-0.5", "r must be a non-negative number"),
         ("--data.sigma_b=0", "sigma_b must be a positive number"),
-        ("--model.lr=0", "lr must be positive"),
+        ("--model.lr=0", "lr must be a number in (0.0, inf), got 0"),
+        ("--data.trr=-0.01", "trr must be a non-negative number, got -0.01"),
         ("--data.dataset=imagenet", "dataset must be one of"),
         ("--model.lr=fast", "model.lr"),
     ],

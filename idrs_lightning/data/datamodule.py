@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._validation import InvalidSetting, check_choice, check_int
 from ..knn_cache import cached_mean_knn_distance
 from ..sigma import KnnSigma, MChoice
 from .sources import DATASETS, ArraySplit, load_split
@@ -115,20 +116,22 @@ class SmoothingDataModule(pl.LightningDataModule):
         knn_backend: str = "auto",
     ) -> None:
         super().__init__()
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if m_sample_size is not None and m_sample_size < 1:
-            raise ValueError(f"m_sample_size must be at least 1 or None, got {m_sample_size}")
-        if eval_subset_size < 1:
-            raise ValueError(f"eval_subset_size must be at least 1, got {eval_subset_size}")
+        check_choice("dataset", dataset, DATASETS)
+        check_int("batch_size", batch_size, 1)
+        if m_sample_size is not None:
+            check_int("m_sample_size", m_sample_size, 1)
+        check_int("eval_subset_size", eval_subset_size, 1)
+        check_int("eval_seed", eval_seed, 0)
         self.save_hyperparameters()
         # Validate the designs now: KnnSigma rejects bad sigma_b, rates, k, m and clamps.
         self.test_sigma = KnnSigma(sigma_b, r, k, m, sigma_min, sigma_max)
-        self.train_sigma = KnnSigma(
-            sigma_b if train_sigma_b is None else train_sigma_b, trr, k, m, sigma_min, sigma_max
-        )
+        try:
+            self.train_sigma = KnnSigma(
+                sigma_b if train_sigma_b is None else train_sigma_b, trr, k, m, sigma_min, sigma_max
+            )
+        except InvalidSetting as error:  # name the training option, not the design's field
+            setting = {"r": "trr", "sigma_b": "train_sigma_b"}.get(error.setting, error.setting)
+            raise InvalidSetting(setting, error.problem) from None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(root) / "knn-cache"
         self.datasets: dict[str, SigmaDataset] = {}
         self.distances: dict[str, np.ndarray] = {}
@@ -176,7 +179,7 @@ class SmoothingDataModule(pl.LightningDataModule):
         if self.test_sigma.r > 0 or (training and self.train_sigma.r > 0):
             k, size = self.hparams.k, len(self._split("train").y)
             if k >= size:
-                raise ValueError(f"k ({k}) must be smaller than the training set ({size})")
+                raise InvalidSetting("k", f"({k}) must be smaller than the training set ({size})")
         if training:
             self._dataset("train")
             self._dataset("test")
@@ -186,12 +189,25 @@ class SmoothingDataModule(pl.LightningDataModule):
         """Number of inputs in the test split."""
         return len(self._split("test").y)
 
+    @property
+    def test_identity(self) -> str:
+        """The test split's identity (its name, options and content digest)."""
+        return self._split("test").identity
+
     def evaluation_subset(self, size: int | None = None) -> np.ndarray:
         """The fixed, class-stratified evaluation subset of the test split: ``size`` inputs
-        (default ``eval_subset_size``, at most the split) chosen by ``eval_seed``."""
+        (default ``eval_subset_size``) chosen by ``eval_seed``.
+
+        Raises:
+            InvalidSetting: when the split has fewer than ``size`` inputs.
+        """
         labels = self._split("test").y
         wanted = self.hparams.eval_subset_size if size is None else size
-        return stratified_subset(labels, min(wanted, len(labels)), self.hparams.eval_seed)
+        if wanted > len(labels):
+            raise InvalidSetting(
+                "eval_subset_size", f"({wanted}) exceeds the test split ({len(labels)} inputs)"
+            )
+        return stratified_subset(labels, wanted, self.hparams.eval_seed)
 
     def certification_inputs(
         self, indices: Sequence[int], constant: bool = False
@@ -202,7 +218,9 @@ class SmoothingDataModule(pl.LightningDataModule):
         size = self.test_size
         outside = [i for i in chosen if not 0 <= i < size]
         if outside:
-            raise ValueError(f"indices must lie in [0, {size}) (the test split), got {outside[0]}")
+            raise InvalidSetting(
+                "indices", f"must lie in [0, {size}) (the test split), got {outside[0]}"
+            )
         rows = torch.as_tensor(chosen, dtype=torch.long)
         test = self._split("test")
         x, y = torch.from_numpy(test.x)[rows], torch.from_numpy(test.y)[rows]
