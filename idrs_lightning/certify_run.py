@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ._validation import InvalidSetting
 from .checkpoints import file_digest, load_checkpoint
 from .data.datamodule import SmoothingDataModule
-from .evaluation import PRECISIONS, EvaluatedClassifier
+from .evaluation import EvaluatedClassifier, check_precision
 from .metrics import certification_summary, default_radii
 from .output_claim import claim_output
 from .report import log_run_to_wandb, run_name, write_run_report
@@ -54,10 +54,7 @@ class CertifyConfig:
 
     def validate(self) -> None:
         """One clear error per bad value, before anything is loaded."""
-        if self.precision not in PRECISIONS:
-            raise InvalidSetting(
-                "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        check_precision(self.precision)
         if self.radii is not None and not all(math.isfinite(r) and r >= 0 for r in self.radii):
             raise InvalidSetting("radii", f"must be finite and >= 0, got {self.radii}")
         parse_indices(self.indices)
@@ -170,6 +167,7 @@ def run_certification(config: CertifyConfig) -> dict | None:
     with ResultsWriter(part) as writer:
         todo = [i for i in shard if i not in writer.done]
         inputs = datamodule.certification_inputs(todo, constant=config.constant)
+        r = inputs.r  # the semi-elasticity certified with (0 for constant sigma)
         smooth = Smooth(classifier, module.hparams.num_classes, inputs.r, config.settings)
         groups = smooth.certify_groups(inputs.x.to(device), inputs.sigma.tolist(), todo)
         labels = inputs.y.tolist()
@@ -189,7 +187,6 @@ def run_certification(config: CertifyConfig) -> dict | None:
         dist.barrier()
     if rank != 0:
         return None
-    r = 0.0 if config.constant else datamodule.r
     return _report(config, datamodule, r, out)
 
 

@@ -9,12 +9,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._validation import check_choice
+
 #: ``--precision`` values and the autocast dtype of each (``None``: full precision).
 PRECISIONS: dict[str, torch.dtype | None] = {
     "32": None,
     "bf16": torch.bfloat16,
     "16": torch.float16,
 }
+
+
+def check_precision(precision: str) -> None:
+    """Raise :class:`~idrs_lightning._validation.InvalidSetting` unless ``precision`` is a key
+    of :data:`PRECISIONS`."""
+    check_choice("precision", precision, tuple(PRECISIONS))
 
 
 class EvaluatedClassifier(nn.Module):
@@ -25,15 +33,14 @@ class EvaluatedClassifier(nn.Module):
     (``classifier.to(memory_format=torch.channels_last)``, in place), once.
 
     Raises:
-        ValueError: for a precision not in :data:`PRECISIONS`.
+        InvalidSetting: for a precision not in :data:`PRECISIONS`.
     """
 
     def __init__(
         self, classifier: nn.Module, precision: str = "32", channels_last: bool = False
     ) -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         self.classifier = classifier
         self.dtype = PRECISIONS[precision]
         self.channels_last = channels_last

@@ -91,14 +91,15 @@ class BaseClassifierModule(pl.LightningModule):
         self.val_noisy = MulticlassAccuracy(num_classes, average="micro")
 
     def configure_model(self) -> None:
-        if self.classifier is not None:
-            return
+        """Build the classifier for the data unless given, and record what the data decided
+        (classes, sample shape, the chosen ``m``) with the run."""
         datamodule = self.trainer.datamodule
-        self._build(
-            datamodule.num_classes,
-            tuple(datamodule.sample_shape),
-            getattr(datamodule, "normalization", None),
-        )
+        if self.classifier is None:
+            self._build(
+                datamodule.num_classes,
+                tuple(datamodule.sample_shape),
+                getattr(datamodule, "normalization", None),
+            )
         derived = {
             "num_classes": self.hparams.num_classes,
             "sample_shape": self.hparams.sample_shape,

@@ -136,3 +136,17 @@ def test_m_from_a_seeded_sample_of_the_training_set(tmp_path) -> None:
     leave_one_out = brute_force_mean_knn(train.x, train.x, 5, leave_out=True)
     assert dm.resolved_m == pytest.approx(leave_one_out[rows].mean(), rel=1e-12)
     assert "train" not in dm.distances  # constant-noise training needs no training sigma
+
+
+def test_a_restored_m_rebuilds_the_sigmas(tmp_path) -> None:
+    # Lightning calls setup("fit") before load_state_dict when a training run resumes.
+    dm = _module(tmp_path, r=0.05, trr=0.1, m="mean")
+    dm.setup("fit")
+    dm.load_state_dict({"m": 2.0})
+    assert dm.resolved_m == 2.0 and dm.state_dict() == {"m": 2.0}
+    train = load_split("digits", "train", tmp_path)
+    train_d = brute_force_mean_knn(train.x, train.x, 5, leave_out=True)
+    dm.train_dataloader()  # rebuilt with the restored m
+    np.testing.assert_allclose(
+        dm.datasets["train"].sigma.numpy(), 0.25 * np.exp(0.1 * (train_d - 2.0)), rtol=1e-6
+    )

@@ -154,6 +154,8 @@ def test_bad_sigma_is_refused_before_sampling(sigma: float) -> None:
     model = ChangesMind()
     with pytest.raises(ValueError, match="every sigma must be positive and finite"):
         _smooth(model, 2, n0=10, n=100).certify(_point(0.1), sigma, index=0)
+    with pytest.raises(ValueError, match="every sigma must be positive and finite"):
+        _smooth(model, 2, n0=10, n=100).predict(_point(0.1), sigma, index=0)
     assert model.calls == 0
 
 

@@ -161,8 +161,10 @@ class SmoothingDataModule(pl.LightningDataModule):
         return {"m": self.resolved_m} if chosen else {}
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        if "m" in state_dict:
+        """Restore the checkpoint's ``m``; sigmas built with another one are rebuilt."""
+        if "m" in state_dict and state_dict["m"] != self.resolved_m:
             self._use_m(float(state_dict["m"]))
+            self.datasets.clear()
 
     def prepare_data(self) -> None:
         if self.hparams.download:
