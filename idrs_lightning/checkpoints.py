@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ def load_checkpoint(path: str) -> tuple[BaseClassifierModule, dict[str, Any]]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        if not zipfile.is_zipfile(file):  # not even a PyTorch archive
+            raise InvalidSetting("checkpoint", f"{path} is damaged or not a PyTorch file") from None
         raise InvalidSetting(
             "checkpoint",
             f"{path} holds objects other than tensors and plain data, which are not loaded "

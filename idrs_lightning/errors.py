@@ -34,7 +34,8 @@ def exit_on_user_error(main: Callable[[], T], options: Mapping[str, str] | None 
     except (ValueError, OSError) as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
-        sys.stderr.write(f"error: {message_for(error, options or {})}\n")
+        lines = message_for(error, options or {}).splitlines() or [type(error).__name__]
+        sys.stderr.write(f"error: {' '.join(line.strip() for line in lines)}\n")
         raise SystemExit(2) from None
 
 

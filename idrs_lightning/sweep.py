@@ -30,7 +30,10 @@ def load_sweep(path: str | os.PathLike) -> dict:
     try:
         config = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ValueError(f"{path} is not valid YAML: {problem}{where}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path} is not a sweep: it holds no mapping of settings")
     violations = schema_violations_from_proposed_config(config)
