@@ -55,7 +55,9 @@ class SigmaDataset(Dataset):
 @dataclass(frozen=True)
 class CertificationInputs:
     """Test inputs to certify: ``x`` ``[k x ...]``, labels ``y``, noise levels ``sigma`` (one
-    per input) and the semi-elasticity ``r`` that produced them (0: constant sigma)."""
+    per input, float64: Eq. 1 as evaluated, never rounded to float32, so that the noise level
+    sampled is an r-semi-elastic function up to float64 rounding) and the semi-elasticity ``r``
+    that produced them (0: constant sigma)."""
 
     indices: list[int]
     x: torch.Tensor
@@ -227,9 +229,10 @@ class SmoothingDataModule(pl.LightningDataModule):
         test = self._split("test")
         x, y = torch.from_numpy(test.x)[rows], torch.from_numpy(test.y)[rows]
         if constant:
-            sigma = torch.full((len(chosen),), self.hparams.sigma_b, dtype=torch.float32)
+            sigma = torch.full((len(chosen),), float(self.hparams.sigma_b), dtype=torch.float64)
             return CertificationInputs(chosen, x, y, sigma, 0.0)
-        return CertificationInputs(chosen, x, y, self._dataset("test").sigma[rows], self.r)
+        sigma = torch.from_numpy(self._sigma("test"))[rows]
+        return CertificationInputs(chosen, x, y, sigma, self.r)
 
     def _split(self, split: str) -> ArraySplit:
         if split not in self._splits:
@@ -243,22 +246,24 @@ class SmoothingDataModule(pl.LightningDataModule):
         return self._splits[split]
 
     def _dataset(self, split: str) -> SigmaDataset:
-        """The split with its sigma: Eq. 1 at the split's rate, or constant at rate 0."""
+        """The split with its sigma in float32 (for training and validation batches)."""
         if split not in self.datasets:
             data = self._split(split)
-            design = self.train_sigma if split == "train" else self.test_sigma
-            if design.r > 0:
-                self._choose_m()
-                design = self.train_sigma if split == "train" else self.test_sigma
-                sigma = design(self._mean_distances(split))
-            else:
-                sigma = np.full(len(data.y), design.sigma_b)
             self.datasets[split] = SigmaDataset(
                 torch.from_numpy(data.x),
                 torch.from_numpy(data.y),
-                torch.from_numpy(np.asarray(sigma, dtype=np.float32)),
+                torch.from_numpy(self._sigma(split).astype(np.float32)),
             )
         return self.datasets[split]
+
+    def _sigma(self, split: str) -> np.ndarray:
+        """sigma(x) of every sample in float64: Eq. 1 at the split's rate, or constant at 0."""
+        design = self.train_sigma if split == "train" else self.test_sigma
+        if design.r == 0:
+            return np.full(len(self._split(split).y), float(design.sigma_b))
+        self._choose_m()
+        design = self.train_sigma if split == "train" else self.test_sigma
+        return np.asarray(design(self._mean_distances(split)), dtype=np.float64)
 
     def _mean_distances(self, split: str) -> np.ndarray:
         """Mean kNN distances of the split against the training split (leave-one-out for
