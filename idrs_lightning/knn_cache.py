@@ -4,8 +4,9 @@ The key holds the identities of the query and reference data (see
 :class:`idrs_lightning.data.sources.ArraySplit`), ``k``, leave-one-out, and the distance space.
 ``sigma_b``, ``r``, ``m`` and the clamp are not part of it: they are re-applied to the cached
 distances. A file whose stored key or length does not match, or that cannot be read, is
-rebuilt (never silently used); files are written atomically, so an interrupted write leaves
-no half file behind.
+rebuilt with a warning naming it (never silently used), and so is one whose values do not
+match their stored checksum; files are written atomically, so an interrupted write leaves no
+half file behind, with the permissions of an ordinary file (a cache can be shared).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .knn import mean_knn_distance
 
 log = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 DISTANCE_SPACE = "euclidean/flattened-unnormalised-inputs"
 
 
@@ -48,28 +49,47 @@ def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
     return Path(cache_dir) / f"knn-{digest}.npz"
 
 
+def _checksum(distances: NDArray[np.float64]) -> str:
+    return hashlib.sha256(np.ascontiguousarray(distances, dtype=np.float64).tobytes()).hexdigest()
+
+
 def _load(path: Path, key: str, length: int) -> NDArray[np.float64] | None:
+    """The stored distances, or ``None`` (with a warning naming the file) when the entry is
+    absent, unreadable, for other data, or its values do not match their checksum."""
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
             stored_key = str(stored["key"])
+            checksum = str(stored["checksum"])
             distances = np.asarray(stored["distances"], dtype=np.float64)
-    except (OSError, ValueError, KeyError) as error:
+    except Exception as error:  # a damaged file of any kind (zip, npy, truncation) is rebuilt
         log.warning("kNN cache %s is unreadable (%s); rebuilding it", path, error)
         return None
     if stored_key != key or distances.shape != (length,) or not np.isfinite(distances).all():
         log.warning("kNN cache %s does not match the requested data; rebuilding it", path)
         return None
+    if checksum != _checksum(distances):
+        log.warning("kNN cache %s fails its checksum (edited?); rebuilding it", path)
+        return None
     return distances
 
 
 def _save(path: Path, key: str, distances: NDArray[np.float64]) -> None:
+    """Write atomically, readable by everyone who can read the folder (a shared lab cache)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, key=np.array(key), distances=distances)
+            np.savez(
+                file,
+                key=np.array(key),
+                distances=distances,
+                checksum=np.array(_checksum(distances)),
+            )
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

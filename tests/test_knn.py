@@ -1,5 +1,8 @@
 """Exact kNN mean distances (faiss and torch) and their on-disk cache."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import brute_force_mean_knn
@@ -25,7 +28,7 @@ def images() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("chunk_size", [16, 4096])
-def test_matchesbrute_force_mean_knn(images, backend: str, chunk_size: int) -> None:
+def test_matches_brute_force(images, backend: str, chunk_size: int) -> None:
     queries, database = images
     got = mean_knn_distance(queries, database, 7, backend=backend, chunk_size=chunk_size)
     np.testing.assert_allclose(got, brute_force_mean_knn(queries, database, 7, False), rtol=1e-12)
@@ -128,3 +131,39 @@ def test_self_index_leaves_out_sampled_training_rows(images) -> None:
     )
     with pytest.raises(ValueError, match="self_index must hold one database row per query"):
         mean_knn_distance(database[rows], database, 5, self_index=rows[:2])
+
+
+def _entry(tmp_path, queries, database) -> tuple[np.ndarray, Path]:
+    first = cached_mean_knn_distance(tmp_path, queries, "q-v1", database, "train-v1", 3)
+    (path,) = tmp_path.glob("knn-*.npz")
+    return first, path
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "edited values"])
+def test_a_damaged_entry_is_rebuilt_with_a_warning_naming_it(
+    images, tmp_path, caplog, damage: str
+) -> None:
+    queries, database = images
+    first, path = _entry(tmp_path, queries, database)
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:300])
+    else:  # plausible values under a valid key: only the checksum tells
+        with np.load(path) as stored:
+            fields = {name: stored[name] for name in stored.files}
+        fields["distances"] = fields["distances"] * 1.01
+        with path.open("wb") as file:
+            np.savez(file, **fields)
+    with caplog.at_level("WARNING"):
+        again = cached_mean_knn_distance(tmp_path, queries, "q-v1", database, "train-v1", 3)
+    np.testing.assert_array_equal(again, first)
+    assert str(path) in caplog.text and "rebuilding" in caplog.text
+
+
+def test_entries_are_readable_by_the_group(images, tmp_path) -> None:
+    queries, database = images
+    _, path = _entry(tmp_path, queries, database)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
