@@ -25,7 +25,7 @@ from typing_extensions import override
 
 from idrs_lightning.metrics import CertificationMetrics, default_radii
 from idrs_lightning.report import scalars, wandb_charts, write_summary
-from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.smoothing import Smooth
 
 
@@ -75,6 +75,14 @@ class CertificationCallback(Callback):
         self.num_examples = num_examples
         self.radii = radii
         self.compare_constant = compare_constant
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        size = trainer.datamodule.test_size
+        if self.num_examples > size:
+            raise InvalidSetting(
+                "num_examples", f"({self.num_examples}) exceeds the test split ({size} inputs)"
+            )
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from .errors import OneLineParser, exit_on_user_error
-from .report import comparison_table, plot_certified_accuracy
+from .report import comparison_table, plot_certified_accuracy, write_text
 from .results import read_results
 
 
@@ -50,7 +50,7 @@ def compare(runs: list[Path], output: Path) -> str:
     output.parent.mkdir(parents=True, exist_ok=True)
     plot_certified_accuracy(curves, output.with_suffix(".png"))
     table = comparison_table(summaries)
-    output.with_suffix(".md").write_text(table + "\n")
+    write_text(output.with_suffix(".md"), table + "\n")
     return table
 
 

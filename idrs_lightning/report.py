@@ -1,14 +1,14 @@
 """Every way a certification summary is shown: text and Markdown tables, plots, JSON files
-and W&B (the paper's Figure 4 and Tables 2, 3). The figures themselves are computed in
-:mod:`idrs_lightning.metrics`; ``certify.py``, ``compare`` and the callback all report
-through the functions here.
+(written atomically) and W&B (the paper's Figure 4 and Tables 2, 3). The figures themselves
+are computed in :mod:`idrs_lightning.metrics`; ``certify.py``, ``compare`` and the callback
+all report through the functions here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +81,26 @@ def wandb_charts(summary: Mapping[str, Any], prefix: str, title: str) -> dict[st
     }
 
 
+def _atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` into a temporary file beside ``path``, then rename it: a failure (a full
+    disk) leaves the old file or none, never a half one, and names the file."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomically(path, lambda target: target.write_text(text))
+
+
 def write_summary(folder: Path, stem: str, summary: Mapping[str, Any], title: str) -> None:
     """``<stem>.json`` (the summary) and ``<stem>.png`` (its certified-accuracy table)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{stem}.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text(folder / f"{stem}.json", json.dumps(summary, indent=2, default=str))
     plot_summary_curve(summary, title, folder / f"{stem}.png")
 
 
@@ -92,8 +108,8 @@ def write_run_report(
     out: Path, name: str, summary: Mapping[str, Any], results: Mapping[str, np.ndarray]
 ) -> None:
     """A certification run's files: summary, table and plots of its results."""
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    (out / "table.txt").write_text(format_table(name, summary) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_text(out / "table.txt", format_table(name, summary) + "\n")
     plot_certified_accuracy(
         {name: (results["radius"], results["correct"])}, out / "certified_accuracy.png"
     )
@@ -129,7 +145,7 @@ def _figure() -> tuple[Figure, Any]:
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _atomically(Path(path), lambda target: figure.savefig(target, dpi=120, format="png"))
 
 
 def plot_certified_accuracy(

@@ -84,8 +84,11 @@ class ResultsWriter:
             self._file.flush()
 
     def write(self, **row: object) -> None:
-        self._file.write("\t".join(str(row[column]) for column in COLUMNS) + "\n")
-        self._file.flush()
+        try:
+            self._file.write("\t".join(str(row[column]) for column in COLUMNS) + "\n")
+            self._file.flush()
+        except OSError as error:  # e.g. a full disk: rows written so far stay and resume
+            raise OSError(f"cannot write {self.path}: {error.strerror or error}") from None
         self.done.add(int(row["idx"]))
 
     def close(self) -> None:

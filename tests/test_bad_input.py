@@ -270,3 +270,33 @@ def test_a_failed_run_claims_nothing_and_the_corrected_run_goes_ahead(
     corrected = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, "--indices", "0:3")
     assert corrected.returncode == 0, corrected.stderr[-2000:]
     assert (tmp_path / "out" / "results.tsv").read_text().count("\n") == 4
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 KiB tmpfs (root only): room for the rows, not for the plots."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_keeps_the_rows_and_names_the_file(tmp_path, offline_env, small_disk) -> None:
+    out = small_disk / "out"
+    done = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:16")
+    _assert_refused(done, "cannot write")
+    assert str(out) in done.stderr and "No space left on device" in done.stderr
+    rows = (out / "results.tsv").read_text().splitlines()
+    assert len(rows) == 17 and all(len(row.split("\t")) == 10 for row in rows)
+    for path in out.iterdir():  # no half-written report: each file is whole or absent
+        assert not path.name.endswith(".partial"), path
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        if path.suffix == ".png":
+            assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 1000

@@ -112,3 +112,10 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CertificationCallback(**kwargs)
+
+
+def test_more_examples_than_the_test_split_are_refused_before_training(tmp_path) -> None:
+    callback = CertificationCallback(num_examples=100_000, n0=16, n=128)
+    with pytest.raises(ValueError, match=r"num_examples \(100000\) exceeds the test split \(500"):
+        _fit(tmp_path, callback, epochs=1)
+    assert not list(tmp_path.glob("lightning_logs/*/certification"))
