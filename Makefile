@@ -39,9 +39,10 @@ bench: setup
 DEMO := runs/demo
 CERTIFY := --N 2000 --N0 64 --eval-subset-size 200
 
+# It starts afresh: the previous demo run (train.py refuses an existing run directory) is removed.
 demo: setup
+	rm -rf $(DEMO)
 	$(BIN)/python train.py fit --run_name=demo --trainer.enable_progress_bar=false
-	rm -rf $(DEMO)/certify-idrs $(DEMO)/certify-constant
 	$(BIN)/python certify.py $(DEMO)/checkpoints/last.ckpt $(DEMO)/certify-idrs $(CERTIFY)
 	$(BIN)/python certify.py $(DEMO)/checkpoints/last.ckpt $(DEMO)/certify-constant \
 	    $(CERTIFY) --constant

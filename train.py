@@ -37,7 +37,7 @@ def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
 
 def _options() -> dict[str, str]:
     """Each data and model argument's command-line option, for error messages."""
-    options = {}
+    options = {"run_name": "--run_name"}
     for group, cls in (("model", BaseClassifierModule), ("data", SmoothingDataModule)):
         for name in inspect.signature(cls.__init__).parameters:
             options.setdefault(name, f"--{group}.{name}")

@@ -21,18 +21,35 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from ._validation import InvalidSetting
 from .wandb_mode import wandb_offline
 
 RUN_DIR_VARIABLE = "IDRS_RUN_DIR"
 
 
-def run_directory(runs_dir: str, run_name: str | None) -> Path:
-    """This run's directory, shared by all processes of a distributed run."""
+def run_directory(runs_dir: str, run_name: str | None, resume: bool = False) -> Path:
+    """This run's directory, created here and shared by all processes of a distributed run.
+
+    An existing directory is another run's: it is refused unless the run resumes from a
+    checkpoint (``--ckpt_path``). Creation is atomic, so of two runs started with one name,
+    one gets the directory and the other the error.
+
+    Raises:
+        InvalidSetting: naming ``run_name``, for an existing directory without ``resume``.
+    """
     inherited = os.environ.get(RUN_DIR_VARIABLE)
     if inherited:
         return Path(inherited)
     name = run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
     path = Path(runs_dir) / name
+    try:
+        path.mkdir(parents=True, exist_ok=resume)
+    except FileExistsError:
+        raise InvalidSetting(
+            "run_name",
+            f"{path} holds another run: choose another name, or resume it with "
+            f"--ckpt_path {path / 'checkpoints' / 'last.ckpt'}",
+        ) from None
     os.environ[RUN_DIR_VARIABLE] = str(path)
     return path
 
@@ -56,7 +73,8 @@ class TrainingCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        run_dir = run_directory(config.runs_dir, config.run_name)
+        resume = config.get("ckpt_path") is not None
+        run_dir = run_directory(config.runs_dir, config.run_name, resume)
         trainer_config = self._get(self.config_init, "trainer", default={})
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = default_loggers(run_dir, config.wandb_project, run_dir.name)

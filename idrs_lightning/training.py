@@ -91,21 +91,25 @@ class BaseClassifierModule(pl.LightningModule):
         self.val_noisy = MulticlassAccuracy(num_classes, average="micro")
 
     def configure_model(self) -> None:
-        """Build the classifier for the data unless given, and record what the data decided
-        (classes, sample shape, the chosen ``m``) with the run."""
+        """Build the classifier for the data unless it was given (or restored)."""
+        if self.classifier is not None:
+            return
         datamodule = self.trainer.datamodule
-        if self.classifier is None:
-            self._build(
-                datamodule.num_classes,
-                tuple(datamodule.sample_shape),
-                getattr(datamodule, "normalization", None),
-            )
+        self._build(
+            datamodule.num_classes,
+            tuple(datamodule.sample_shape),
+            getattr(datamodule, "normalization", None),
+        )
+
+    def on_fit_start(self) -> None:
+        """Record what the data decided (classes, sample shape, the chosen ``m``) with the run."""
         derived = {
             "num_classes": self.hparams.num_classes,
             "sample_shape": self.hparams.sample_shape,
         }
-        if getattr(datamodule, "resolved_m", None) is not None:
-            derived["m_resolved"] = datamodule.resolved_m  # Eq. 1's m as chosen from the data
+        m = getattr(self.trainer.datamodule, "resolved_m", None)
+        if m is not None:
+            derived["m_resolved"] = m  # Eq. 1's m as chosen from the data
         for logger in self.trainer.loggers:
             logger.log_hyperparams(derived)
 

@@ -24,7 +24,8 @@ def _parsed(line: list[str], runs_dir: Path):
     from train import main
 
     assert line[:3] == [sys.executable, "train.py", "fit"]
-    return main([*line[3:], f"--runs_dir={runs_dir}", "--run_name=x"], run=False)
+    name = f"run{len(list(runs_dir.glob('run*')))}"  # a directory of its own for every run
+    return main([*line[3:], f"--runs_dir={runs_dir}", f"--run_name={name}"], run=False)
 
 
 @pytest.fixture

@@ -107,6 +107,18 @@ def test_run_writes_logs_checkpoints_and_resumes(tmp_path, offline_env) -> None:
     )
     assert state["epoch"] == 1, "resumed after the first epoch and ran the second"
 
+    # The same name again is another run's directory: refused, and nothing of it changes.
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    again = _train(tmp_path, offline_env, "--run_name=first")
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr[-3000:]
+    assert "error: --run_name" in again.stderr and "holds another run" in again.stderr
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    # ... unless the run resumes it explicitly.
+    continued = _train(
+        tmp_path, offline_env, "--run_name=first", "--trainer.max_epochs=2", f"--ckpt_path={last}"
+    )
+    assert continued.returncode == 0, continued.stderr[-3000:]
+
 
 def test_parallel_runs_get_their_own_directories(tmp_path, offline_env) -> None:
     runs = [_train(tmp_path, offline_env, "--trainer.limit_train_batches=1") for _ in range(2)]
