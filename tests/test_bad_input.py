@@ -8,8 +8,10 @@ no kNN cache, no run directory) and that every file that existed before is byte-
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -300,3 +302,20 @@ def test_a_full_disk_keeps_the_rows_and_names_the_file(tmp_path, offline_env, sm
             json.loads(path.read_text())
         if path.suffix == ".png":
             assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_an_unreachable_wandb_server_means_offline_not_a_stall(tmp_path, offline_env) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port of ours that nobody listens on
+    port = closed.getsockname()[1]
+    env = {k: v for k, v in offline_env.items() if k != "WANDB_MODE"}
+    env |= {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{port}"}
+    start = time.monotonic()
+    done = _certify(CHECKPOINT, tmp_path / "out", tmp_path, env, "--indices", "0:2")
+    closed.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert time.monotonic() - start < 90, "no stall waiting for the server"
+    assert "does not answer; logging offline" in done.stderr
+    assert list((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert len((tmp_path / "out" / "results.tsv").read_text().splitlines()) == 3
