@@ -81,6 +81,20 @@ def command_line(config: dict, parameters: dict, extra: list[str] = ()) -> list[
     return [*line, *extra]
 
 
+def check_command(line: list[str]) -> None:
+    """Let the training CLI parse a run's command without running it (``--print_config``),
+    so that a swept key it does not know fails before the first run, not during it.
+
+    Raises:
+        ValueError: with the CLI's own message.
+    """
+    done = subprocess.run([*line, "--print_config"], capture_output=True, text=True)
+    if done.returncode:
+        errors = [row for row in done.stderr.splitlines() if row.startswith("error:")]
+        reason = errors[0].removeprefix("error:").strip() if errors else done.stderr.strip()
+        raise ValueError(f"the training command of this sweep is refused: {reason}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="a sweep YAML file")
@@ -96,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     runs = exit_on_user_error(lambda: list(parameter_sets(config, args.max_runs, args.seed)))
     environment = {**os.environ}
     environment.setdefault("WANDB_MODE", "offline")
+    if runs:
+        exit_on_user_error(lambda: check_command(command_line(config, runs[0], args.extra)))
     for number, parameters in enumerate(runs, 1):
         line = command_line(config, parameters, args.extra)
         log.info("run %d: %s", number, " ".join(line))

@@ -220,8 +220,14 @@ def test_compare_refuses(tmp_path, offline_env, results, summary, names) -> None
             [],
             "needs max_runs (--max-runs)",
         ),
+        (
+            "program: train.py\nmethod: grid\nparameters:\n  data.nonexistent: {values: [1]}\n"
+            'command: ["${env}", "${interpreter}", "${program}", "fit", "${args}"]\n',
+            [],
+            "refused: unrecognized arguments: --data.nonexistent=1",
+        ),
     ],
-    ids=["missing file", "bad YAML", "not a mapping", "bayes without --max-runs"],
+    ids=["missing file", "bad YAML", "not a mapping", "bayes without --max-runs", "unknown key"],
 )
 def test_sweep_refuses(tmp_path, offline_env, content, arguments, names) -> None:
     sweep = tmp_path / "missing.yaml"
