@@ -100,7 +100,7 @@ class Smooth:
             raise ValueError(
                 f"lengths differ: {len(xs)} inputs, {len(sigmas)} sigmas, {len(indices)} indices"
             )
-        sigma = self._checked(xs, sigmas, indices)
+        sigma = _checked(self.base_classifier, xs, sigmas, indices)
         blocks = blocks_needed(self.settings.n)
         group = max(1, self.settings.blocks_per_batch // blocks)
         for first in range(0, len(xs), group):
@@ -114,28 +114,12 @@ class Smooth:
         the smoothed classifier's prediction at ``x``.
         """
         s = self.settings
-        sigmas = self._checked(x.unsqueeze(0), [sigma], [index])
+        sigmas = _checked(self.base_classifier, x.unsqueeze(0), [sigma], [index])
         counts = self._counts(x.unsqueeze(0), sigmas, s.n, [index], PREDICTION)[0]
         top_two = np.argsort(counts)[::-1][:2]
         if binomial_abstain_test(counts[top_two[0]], counts[top_two[1]], s.alpha):
             return ABSTAIN
         return int(top_two[0])
-
-    def _checked(
-        self, xs: torch.Tensor, sigmas: Sequence[float], indices: Sequence[int]
-    ) -> np.ndarray:
-        """The sigmas as float64, after refusing what cannot be sampled soundly."""
-        if self.base_classifier.training:
-            raise ValueError("the base classifier is in training mode; call .eval() on it first")
-        sigma = np.asarray(sigmas, dtype=np.float64)
-        bad = ~(np.isfinite(sigma) & (sigma > 0))
-        if bad.any():
-            raise ValueError(f"every sigma must be positive and finite, got {sigma[bad][0]!r}")
-        finite = torch.isfinite(xs).flatten(start_dim=1).all(dim=1).cpu().numpy()
-        if not finite.all():
-            index = indices[int(np.argmin(finite))]
-            raise ValueError(f"input {index} has NaN or infinite entries; it cannot be certified")
-        return sigma
 
     def _certify_group(
         self, xs: torch.Tensor, sigma: np.ndarray, indices: list[int]
@@ -202,3 +186,20 @@ class Smooth:
                 for i, start, end in plan.segments:
                     counts[i] += torch.bincount(predictions[start:end], minlength=self.num_classes)
         return counts.cpu().numpy()
+
+
+def _checked(
+    base_classifier: nn.Module, xs: torch.Tensor, sigmas: Sequence[float], indices: Sequence[int]
+) -> np.ndarray:
+    """The sigmas as float64, after refusing what cannot be sampled soundly."""
+    if base_classifier.training:
+        raise ValueError("the base classifier is in training mode; call .eval() on it first")
+    sigma = np.asarray(sigmas, dtype=np.float64)
+    bad = ~(np.isfinite(sigma) & (sigma > 0))
+    if bad.any():
+        raise ValueError(f"every sigma must be positive and finite, got {sigma[bad][0]!r}")
+    finite = torch.isfinite(xs).flatten(start_dim=1).all(dim=1).cpu().numpy()
+    if not finite.all():
+        index = indices[int(np.argmin(finite))]
+        raise ValueError(f"input {index} has NaN or infinite entries; it cannot be certified")
+    return sigma
