@@ -11,9 +11,11 @@ shows the traceback).
 """
 
 import inspect
+import sys
 from pathlib import Path
 
 from idrs_lightning.cli import TrainingCLI
+from idrs_lightning.config_files import config_arguments, load_yaml
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.errors import exit_on_user_error
 from idrs_lightning.training import BaseClassifierModule
@@ -23,6 +25,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "fashion_mnist.ya
 
 def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
     """Parse ``args`` (default: the command line) and, with ``run``, execute the subcommand."""
+    for config in config_arguments(sys.argv[1:] if args is None else args):
+        if Path(config).is_file():
+            load_yaml(config)  # a syntax error names its file, not only its line
     defaults = {"default_config_files": [str(DEFAULT_CONFIG)]}
     return TrainingCLI(
         BaseClassifierModule,

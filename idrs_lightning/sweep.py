@@ -14,10 +14,8 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import yaml
-
+from .config_files import load_yaml
 from .errors import OneLineParser, exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -27,13 +25,7 @@ def load_sweep(path: str | os.PathLike) -> dict:
     """A sweep file, checked with W&B's schema; one ValueError listing every violation."""
     from sweeps import schema_violations_from_proposed_config
 
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or type(error).__name__
-        raise ValueError(f"{path} is not valid YAML: {problem}{where}") from None
+    config = load_yaml(path)
     if not isinstance(config, dict):
         raise ValueError(f"{path} is not a sweep: it holds no mapping of settings")
     violations = schema_violations_from_proposed_config(config)

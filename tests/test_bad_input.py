@@ -165,6 +165,16 @@ TRAIN_CASES = [
 
 
 @pytest.mark.slow
+def test_train_names_the_config_file_with_a_yaml_error(tmp_path, offline_env) -> None:
+    config = tmp_path / "broken.yaml"
+    config.write_text("data:\n  sigma_b: [0.25\n")
+    command = [sys.executable, str(ROOT / "train.py"), "fit", "--runs_dir", str(tmp_path / "runs")]
+    done = _run([*command, "--config", str(config)], tmp_path, offline_env)
+    _assert_refused(done, f"{config} is not valid YAML")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("argument", "names"), TRAIN_CASES)
 def test_train_refuses_before_any_run_directory(tmp_path, offline_env, argument, names) -> None:
     command = [sys.executable, str(ROOT / "train.py"), "fit", "--runs_dir", str(tmp_path / "runs")]
