@@ -2,18 +2,28 @@
 
 Compares ``idrs_radius`` with the paper's Algorithm 3 done the straightforward way
 (``scipy.stats.ncx2`` quantile and CDF for xi_> and xi_<, a dense radius grid up to Cohen's
-radius, then bisection) on a subsample, in the same run, and prints per-input times and their
-ratio. Also times the variant with a separate runner-up bound (``idrs_radius(..., p_b)``,
-Appendix B.5) on ``--pb-inputs`` inputs against the ``p_b = 1 - p_a`` radius of the same inputs.
-Usage: ``python bench/radius.py [--inputs 10000] [--baseline-inputs 20] [--pb-inputs 1000]``.
+radius, then bisection) on a subsample, and with the floor ``cohen_radius`` of the same p_a
+(the closed form that ``idrs_radius`` evaluates first and then only lowers). Also times the
+variant with a separate runner-up bound (``idrs_radius(..., p_b)``, Appendix B.5) on
+``--pb-inputs`` inputs against the p_a-only radius at alpha (what runs without the option) and
+against its floor, the p_a-only radius of its own p_a (which it computes first).
+
+No model is involved; subnormals are flushed all the same and the radii are recomputed without
+flushing, to show that flushing does not change what is measured. The variants run in
+interleaved rounds (``_common``); each ratio is per round, with median, min-max and spread.
+Usage: ``python bench/radius.py [--inputs 10000] [--baseline-inputs 20] [--pb-inputs 300]
+[--rounds 3] [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
+import torch
+from _common import flush_subnormals, print_floor_check, print_ratio, ratios, rotated, spread
 from scipy import stats
 
 from idrs_lightning.certification import (
@@ -92,70 +102,144 @@ def algorithm_3_radius(
     return last_ok
 
 
-def run(dim: int, sigma0: float, r: float, inputs: int, baseline_inputs: int, seed: int) -> None:
+def _timed(function: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def _max_relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    both_inf = np.isinf(a) & np.isinf(b)
+    diff = np.where(both_inf, 0.0, np.abs(a - b) / np.maximum(np.abs(b), 1e-12))
+    return float(np.max(diff, initial=0.0))
+
+
+def _same_without_flush(compute: Callable[[], np.ndarray], flushed_result: np.ndarray) -> str:
+    """The same radii recomputed with subnormals not flushed: flushing must not change them."""
+    torch.set_flush_denormal(False)
+    try:
+        plain = compute()
+    finally:
+        torch.set_flush_denormal(True)
+    gap = _max_relative_difference(flushed_result, plain)
+    return "identical" if gap == 0 else f"max relative difference {gap:.1e}"
+
+
+def run(
+    dim: int, sigma0: float, r: float, inputs: int, baseline_inputs: int, rounds: int, seed: int
+) -> None:
     p_a = clopper_pearson_sample(inputs, n=100_000, alpha=0.001, seed=seed)
     unique = np.unique(p_a).size
-    start = time.perf_counter()
-    ours = idrs_radius(sigma0, r, dim, p_a)
-    ours_time = time.perf_counter() - start
-
     sub = np.random.default_rng(seed + 1).choice(np.flatnonzero(p_a > 0.5), baseline_inputs)
-    start = time.perf_counter()
-    baseline = np.array([algorithm_3_radius(sigma0, r, dim, float(p)) for p in p_a[sub]])
-    base_time = time.perf_counter() - start
-
-    per_input = ours_time / inputs
-    per_unique = ours_time / unique
-    base_per_input = base_time / baseline_inputs
+    variants: dict[str, Callable[[], np.ndarray]] = {
+        "floor": lambda: cohen_radius(sigma0, p_a),
+        "ours": lambda: idrs_radius(sigma0, r, dim, p_a),
+        "baseline": lambda: np.array(
+            [algorithm_3_radius(sigma0, r, dim, float(p)) for p in p_a[sub]]
+        ),
+    }
+    per_input = {"floor": inputs, "ours": inputs, "baseline": baseline_inputs}
+    idrs_radius(sigma0, r, dim, p_a[:50])  # warm-up (quadrature rules are built once)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, np.ndarray] = {}
+    for round_index in range(rounds):
+        for name in rotated(list(variants), round_index):
+            seconds, results[name] = _timed(variants[name])
+            times[name].append(seconds / per_input[name])
+    ours, baseline = results["ours"], results["baseline"]
     gap = np.max(np.abs(baseline - ours[sub]) / np.maximum(ours[sub], 1e-12))
+    check = min(inputs, 1000)
+    flush = _same_without_flush(lambda: idrs_radius(sigma0, r, dim, p_a[:check]), ours[:check])
+
     print(f"N={dim} sigma0={sigma0} r={r}: {inputs} inputs ({unique} distinct p_a)")
+    print(f"  idrs_radius          ms/input {spread([1e3 * t for t in times['ours']])}")
+    print(f"  cohen_radius (floor) ms/input {spread([1e3 * t for t in times['floor']])}")
     print(
-        f"  idrs_radius        {1e3 * per_input:8.3f} ms/input  "
-        f"({1e3 * per_unique:.3f} ms per distinct p_a)"
+        f"  Algorithm 3 scipy    ms/input {spread([1e3 * t for t in times['baseline']])} "
+        f"on {baseline_inputs} inputs"
     )
-    print(f"  Algorithm 3 scipy  {1e3 * base_per_input:8.1f} ms/input  ({baseline_inputs} inputs)")
-    print(
-        f"  speed-up           {base_per_input / per_input:8.0f}x per input, "
-        f"{base_per_input / per_unique:.0f}x per distinct input"
+    speed_up = ratios(times["baseline"], times["ours"])
+    print_ratio("Algorithm 3 / idrs_radius, per input", speed_up)
+    print_ratio(
+        "Algorithm 3 / idrs_radius, per distinct p_a", [s * unique / inputs for s in speed_up]
     )
+    over_floor = ratios(times["ours"], times["floor"])
+    print_ratio("idrs_radius / cohen_radius (floor)", over_floor)
+    print_floor_check("idrs_radius", over_floor, "cohen_radius")
     print(f"  max relative radius difference to the baseline: {gap:.2e}")
+    print(f"  radii of {check} inputs with subnormals not flushed: {flush}")
 
 
-def run_runner_up(dim: int, sigma0: float, r: float, inputs: int, seed: int) -> None:
+def run_runner_up(
+    dim: int, sigma0: float, r: float, inputs: int, singles: int, rounds: int, seed: int
+) -> None:
     p_a_alone, p_a, p_b = runner_up_sample(inputs, n=100_000, alpha=0.001, seed=seed)
-    start = time.perf_counter()
-    single = idrs_radius(sigma0, r, dim, p_a_alone)
-    single_time = time.perf_counter() - start
-    start = time.perf_counter()
-    two_sided = idrs_radius(sigma0, r, dim, p_a, p_b)
-    two_sided_time = time.perf_counter() - start
-    start = time.perf_counter()
-    idrs_radius(sigma0, r, dim, p_a[:1], p_b[:1])
-    one_time = time.perf_counter() - start
-    gain = two_sided[single > 0] / single[single > 0]
-    print(f"N={dim} sigma0={sigma0} r={r}: {inputs} inputs with a separate runner-up bound")
-    print(f"  idrs_radius(p_a)       {1e3 * single_time / inputs:8.3f} ms/input  (p_a at alpha)")
-    print(
-        f"  idrs_radius(p_a, p_b)  {1e3 * two_sided_time / inputs:8.3f} ms/input  "
-        f"(both at alpha / 2); {1e3 * one_time:.1f} ms for a single input"
+    variants: dict[str, Callable[[], np.ndarray]] = {
+        # what idrs_radius(p_a, p_b) computes first: the p_b = 1 - p_a radius of its p_a
+        "floor": lambda: idrs_radius(sigma0, r, dim, p_a),
+        "baseline": lambda: idrs_radius(sigma0, r, dim, p_a_alone),
+        "ours": lambda: idrs_radius(sigma0, r, dim, p_a, p_b),
+        "single": lambda: [idrs_radius(sigma0, r, dim, p_a[i], p_b[i]) for i in range(singles)],
+    }
+    per_input = {"floor": inputs, "baseline": inputs, "ours": inputs, "single": singles}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, np.ndarray] = {}
+    for round_index in range(rounds):
+        for name in rotated(list(variants), round_index):
+            seconds, results[name] = _timed(variants[name])
+            times[name].append(seconds / per_input[name])
+    single, two_sided = results["baseline"], results["ours"]
+    check = min(inputs, 20)
+    flush = _same_without_flush(
+        lambda: idrs_radius(sigma0, r, dim, p_a[:check], p_b[:check]), two_sided[:check]
     )
+    gain = two_sided[single > 0] / single[single > 0]
+
+    print(f"N={dim} sigma0={sigma0} r={r}: {inputs} inputs with a separate runner-up bound")
+    print(f"  idrs_radius(p_a, p_b)  ms/input {spread([1e3 * t for t in times['ours']])}")
+    print(
+        f"    one input at a time  ms/input {spread([1e3 * t for t in times['single']])} "
+        f"({singles} inputs)"
+    )
+    print(f"  idrs_radius(p_a) alpha ms/input {spread([1e3 * t for t in times['baseline']])}")
+    print(f"  floor, its p_a alone   ms/input {spread([1e3 * t for t in times['floor']])}")
+    print_ratio(
+        "idrs_radius(p_a, p_b) / idrs_radius(p_a)", ratios(times["ours"], times["baseline"])
+    )
+    over_floor = ratios(times["ours"], times["floor"])
+    print_ratio("idrs_radius(p_a, p_b) / floor", over_floor)
+    print_floor_check("idrs_radius(p_a, p_b)", over_floor)
     print(
         f"  radius against p_a alone: median {np.median(gain):.3f}x, max {gain.max():.2f}x, "
         f"smaller for {np.mean(gain < 1):.1%}; certified {np.mean(two_sided > 0):.1%} of inputs "
         f"(p_a alone: {np.mean(single > 0):.1%})"
     )
+    print(f"  radii of {check} inputs with subnormals not flushed: {flush}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=10_000)
     parser.add_argument("--baseline-inputs", type=int, default=20)
-    parser.add_argument("--pb-inputs", type=int, default=1000)
+    parser.add_argument("--pb-inputs", type=int, default=300)
+    parser.add_argument("--singles", type=int, default=5, help="p_b radii timed one at a time")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="smoke-test size (seconds)")
     args = parser.parse_args()
+    if args.quick:
+        args.inputs, args.baseline_inputs, args.pb_inputs = 200, 1, 5
+        args.singles, args.rounds = 2, 2
+    flush_subnormals()
+    print(
+        "compares, per input: idrs_radius against the paper's Algorithm 3 on scipy (baseline) "
+        "and cohen_radius (floor); with a separate p_b, against the p_a-only radius at alpha "
+        "(baseline) and of its own p_a (floor)"
+    )
     for dim in (3072, 784):
-        run(dim, 0.12, 0.01, args.inputs, args.baseline_inputs, args.seed)
-        run_runner_up(dim, 0.12, 0.01, args.pb_inputs, args.seed)
+        run(dim, 0.12, 0.01, args.inputs, args.baseline_inputs, args.rounds, args.seed)
+        singles = min(args.singles, args.pb_inputs)
+        run_runner_up(dim, 0.12, 0.01, args.pb_inputs, singles, args.rounds, args.seed)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,9 @@ class CertificationCallback(Callback):
         num_examples: size of the DataModule's stratified evaluation subset to certify.
         n0, n, alpha, batch_size, seed, separate_pb: the
             :class:`~idrs_lightning.settings.CertificationSettings`. The defaults (50 inputs,
-            n = 256: radii up to 1.9 sigma at alpha = 1e-3) cost about a tenth of a
-            Fashion-MNIST LeNet epoch on a 2-core CPU (``bench/callback_cost.py``); raise
-            ``n`` for tighter certificates.
+            n = 256: radii up to 1.9 sigma at alpha = 1e-3) cost 13-16% of a Fashion-MNIST
+            LeNet epoch on a 2-core CPU (``bench/callback_cost.py``); raise ``n`` for
+            tighter certificates.
         radii: radii of the certified-accuracy table (default: 0 to 3 sigma_b in sigma_b / 4).
         compare_constant: also certify with constant ``sigma_b`` (Cohen et al.), logged under
             ``certify_constant/``.

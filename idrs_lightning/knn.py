@@ -4,8 +4,8 @@ Distances are Euclidean (not squared) in the space where noise is added: flatten
 unnormalised inputs. Candidates come from faiss ``IndexFlatL2`` or from a chunked torch matrix
 product ``|q|^2 - 2 q.b + |b|^2`` with top-k. ``backend="auto"`` takes faiss on the GPU when
 CUDA and GPU faiss are present, and torch otherwise: on a 2-core CPU, faiss-cpu 1.15's
-IndexFlatL2 measured 2-3x slower than torch's matrix product for CIFAR-10 shapes
-(``bench/knn_sigma.py``), while torch ran within a few percent of it. Either way the
+IndexFlatL2 measured 2-3x slower than torch's search for CIFAR-10 shapes, and torch 1.8-2.5x
+the bare matrix products of its own chunks (``bench/knn_sigma.py --scale 0.25``). Either way the
 ``k`` winners are then re-ranked with distances recomputed in float64 from the raw vectors,
 so the returned mean is exact up to float64 rounding (the float32 expansion
 ``|q|^2 - 2 q.b + |b|^2`` alone loses about 1e-4 in squared distance on image data).
