@@ -140,12 +140,7 @@ def run(
     }
     per_input = {"floor": inputs, "ours": inputs, "baseline": baseline_inputs}
     idrs_radius(sigma0, r, dim, p_a[:50])  # warm-up (quadrature rules are built once)
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    results: dict[str, np.ndarray] = {}
-    for round_index in range(rounds):
-        for name in rotated(list(variants), round_index):
-            seconds, results[name] = _timed(variants[name])
-            times[name].append(seconds / per_input[name])
+    times, results = _rounds(variants, per_input, rounds)
     ours, baseline = results["ours"], results["baseline"]
     gap = np.max(np.abs(baseline - ours[sub]) / np.maximum(ours[sub], 1e-12))
     check = min(inputs, 1000)
@@ -170,6 +165,19 @@ def run(
     print(f"  radii of {check} inputs with subnormals not flushed: {flush}")
 
 
+def _rounds(
+    variants: dict[str, Callable[[], np.ndarray]], per_input: dict[str, int], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Seconds per input of every variant in each round (order rotating), and the results."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, np.ndarray] = {}
+    for round_index in range(rounds):
+        for name in rotated(list(variants), round_index):
+            seconds, results[name] = _timed(variants[name])
+            times[name].append(seconds / per_input[name])
+    return times, results
+
+
 def run_runner_up(
     dim: int, sigma0: float, r: float, inputs: int, singles: int, rounds: int, seed: int
 ) -> None:
@@ -182,12 +190,7 @@ def run_runner_up(
         "single": lambda: [idrs_radius(sigma0, r, dim, p_a[i], p_b[i]) for i in range(singles)],
     }
     per_input = {"floor": inputs, "baseline": inputs, "ours": inputs, "single": singles}
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    results: dict[str, np.ndarray] = {}
-    for round_index in range(rounds):
-        for name in rotated(list(variants), round_index):
-            seconds, results[name] = _timed(variants[name])
-            times[name].append(seconds / per_input[name])
+    times, results = _rounds(variants, per_input, rounds)
     single, two_sided = results["baseline"], results["ours"]
     check = min(inputs, 20)
     flush = _same_without_flush(
