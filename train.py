@@ -14,7 +14,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from idrs_lightning.cli import TrainingCLI
+from idrs_lightning.cli import TrainingCLI, remove_unstarted_runs
 from idrs_lightning.config_files import config_arguments, load_yaml
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.errors import exit_on_user_error
@@ -49,5 +49,14 @@ def _options() -> dict[str, str]:
     return options
 
 
+def _main_or_clean_up() -> None:
+    """:func:`main`; a run refused before it trained leaves no run directory behind."""
+    try:
+        main()
+    except (ValueError, OSError):
+        remove_unstarted_runs()
+        raise
+
+
 if __name__ == "__main__":
-    exit_on_user_error(main, _options())
+    exit_on_user_error(_main_or_clean_up, _options())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ def run_directory(runs_dir: str, run_name: str | None, resume: bool = False) -> 
     name = run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
     path = Path(runs_dir) / name
     try:
+        existed = path.exists()
         path.mkdir(parents=True, exist_ok=resume)
     except FileExistsError:
         raise InvalidSetting(
@@ -51,7 +53,26 @@ def run_directory(runs_dir: str, run_name: str | None, resume: bool = False) -> 
             f"--ckpt_path {path / 'checkpoints' / 'last.ckpt'}",
         ) from None
     os.environ[RUN_DIR_VARIABLE] = str(path)
+    if not existed:
+        _CREATED.append(path)
     return path
+
+
+#: Run directories this process created (not inherited, not resumed): the ones it may remove.
+_CREATED: list[Path] = []
+
+
+def remove_unstarted_runs() -> None:
+    """Remove the run directories this process created that hold no checkpoint: a run that
+    failed before training leaves nothing behind (no empty directory, no orphan W&B run)."""
+    import wandb
+
+    if wandb.run is not None:  # close the run first, or its exit hook writes into the folder
+        wandb.finish()
+    while _CREATED:
+        path = _CREATED.pop()
+        if path.is_dir() and not any(path.glob("checkpoints/*.ckpt")):
+            shutil.rmtree(path)
 
 
 def default_loggers(run_dir: Path, project: str, name: str) -> list[Logger]:

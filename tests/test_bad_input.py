@@ -161,6 +161,8 @@ TRAIN_CASES = [
     ("--model.lr=0", "--model.lr must be a number in (0.0, inf)"),
     ("--model.lr_step=0", "--model.lr_step must be an integer >= 1"),
     ("--model.momentum=-1", "--model.momentum must be a non-negative number"),
+    # refused at setup, after the run directory and loggers were made: they are removed
+    ("--data.k=5000", "--data.k (5000) must be smaller than the training set (1297)"),
 ]
 
 
@@ -180,7 +182,7 @@ def test_train_refuses_before_any_run_directory(tmp_path, offline_env, argument,
     command = [sys.executable, str(ROOT / "train.py"), "fit", "--runs_dir", str(tmp_path / "runs")]
     done = _run([*command, "--data.dataset=digits", argument], tmp_path, offline_env)
     _assert_refused(done, names)
-    assert not (tmp_path / "runs").exists(), "no run directory for a run that never started"
+    assert not list((tmp_path / "runs").glob("*")), "no run directory for a run that never ran"
 
 
 def _run_dir(tmp: Path, name: str, results: str | None, summary: str | None) -> Path:
