@@ -107,7 +107,13 @@ class CertificationCallback(Callback):
         radii = self.radii or default_radii(float(datamodule.hparams.sigma_b))
         metrics = CertificationMetrics(datamodule.num_classes, radii).to(pl_module.device)
         if shard:
-            smooth = Smooth(pl_module.classifier, datamodule.num_classes, inputs.r, self.settings)
+            smooth = Smooth(
+                pl_module.classifier,
+                datamodule.num_classes,
+                inputs.r,
+                self.settings,
+                getattr(datamodule, "value_range", None),
+            )
             was_training = pl_module.training
             pl_module.eval()
             try:

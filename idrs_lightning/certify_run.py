@@ -168,7 +168,9 @@ def run_certification(config: CertifyConfig) -> dict | None:
         todo = [i for i in shard if i not in writer.done]
         inputs = datamodule.certification_inputs(todo, constant=config.constant)
         r = inputs.r  # the semi-elasticity certified with (0 for constant sigma)
-        smooth = Smooth(classifier, module.hparams.num_classes, inputs.r, config.settings)
+        smooth = Smooth(
+            classifier, module.hparams.num_classes, r, config.settings, datamodule.value_range
+        )
         groups = smooth.certify_groups(inputs.x.to(device), inputs.sigma.tolist(), todo)
         labels = inputs.y.tolist()
         with tqdm(total=len(todo), desc="certify", disable=rank != 0, unit="input") as progress:

@@ -16,6 +16,7 @@ radius stays sound for errors up to 1e-12, which its 1e-7 probability slack abso
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from .noise import ESTIMATION, PREDICTION, SELECTION, blocks_needed, fill_block_
 from .settings import CertificationSettings
 
 ABSTAIN = -1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Smooth:
         r: the semi-elasticity of the sigma(x) that produced the per-input sigmas (0 for
             constant noise).
         settings: n0, n, alpha, batch size, seed and the runner-up option.
+        input_range: the data's range of values, e.g. ``(0.0, 1.0)`` for pixels; an input
+            outside it (normalised twice?) is certified as given, with a warning.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class Smooth:
         num_classes: int,
         r: float = 0.0,
         settings: CertificationSettings = CertificationSettings(),  # noqa: B008 (frozen)
+        input_range: tuple[float, float] | None = None,
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -70,6 +75,7 @@ class Smooth:
         self.num_classes = num_classes
         self.r = float(check_non_negative("r", r))
         self.settings = settings
+        self.input_range = input_range
 
     def certify(self, x: torch.Tensor, sigma: float, index: int) -> Certificate:
         """Cohen et al.'s CERTIFY, with the radius of Theorem 7 when ``r > 0``.
@@ -100,7 +106,7 @@ class Smooth:
             raise ValueError(
                 f"lengths differ: {len(xs)} inputs, {len(sigmas)} sigmas, {len(indices)} indices"
             )
-        sigma = _checked(self.base_classifier, xs, sigmas, indices)
+        sigma = _checked(self, xs, sigmas, indices)
         blocks = blocks_needed(self.settings.n)
         group = max(1, self.settings.blocks_per_batch // blocks)
         for first in range(0, len(xs), group):
@@ -114,7 +120,7 @@ class Smooth:
         the smoothed classifier's prediction at ``x``.
         """
         s = self.settings
-        sigmas = _checked(self.base_classifier, x.unsqueeze(0), [sigma], [index])
+        sigmas = _checked(self, x.unsqueeze(0), [sigma], [index])
         counts = self._counts(x.unsqueeze(0), sigmas, s.n, [index], PREDICTION)[0]
         top_two = np.argsort(counts)[::-1][:2]
         if binomial_abstain_test(counts[top_two[0]], counts[top_two[1]], s.alpha):
@@ -189,10 +195,11 @@ class Smooth:
 
 
 def _checked(
-    base_classifier: nn.Module, xs: torch.Tensor, sigmas: Sequence[float], indices: Sequence[int]
+    smooth: Smooth, xs: torch.Tensor, sigmas: Sequence[float], indices: Sequence[int]
 ) -> np.ndarray:
-    """The sigmas as float64, after refusing what cannot be sampled soundly."""
-    if base_classifier.training:
+    """The sigmas as float64, after refusing what cannot be sampled soundly (and warning of
+    inputs outside the data's range)."""
+    if smooth.base_classifier.training:
         raise ValueError("the base classifier is in training mode; call .eval() on it first")
     sigma = np.asarray(sigmas, dtype=np.float64)
     bad = ~(np.isfinite(sigma) & (sigma > 0))
@@ -202,4 +209,17 @@ def _checked(
     if not finite.all():
         index = indices[int(np.argmin(finite))]
         raise ValueError(f"input {index} has NaN or infinite entries; it cannot be certified")
+    if smooth.input_range is not None and len(xs):
+        low, high = smooth.input_range
+        flat = xs.flatten(start_dim=1)
+        outside = ((flat < low) | (flat > high)).any(dim=1).cpu().numpy()
+        if outside.any():
+            log.warning(
+                "%d input(s), the first %d, have values outside the data's range [%g, %g] "
+                "(normalised twice?); they are certified as given",
+                int(outside.sum()),
+                indices[int(np.argmax(outside))],
+                low,
+                high,
+            )
     return sigma

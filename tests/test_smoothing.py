@@ -218,3 +218,17 @@ def test_several_inputs_in_one_pass_match_one_at_a_time(batch_size: int) -> None
 def test_no_inputs_give_no_certificates() -> None:
     smooth = _smooth(HalfSpace(), 2, n0=10, n=100)
     assert smooth.certify_many(torch.zeros((0, 64)), [], []) == []
+
+
+def test_inputs_outside_the_data_range_are_certified_with_a_warning(caplog) -> None:
+    settings = CertificationSettings(n0=10, n=100)
+    smooth = Smooth(HalfSpace().eval(), 2, 0.0, settings, input_range=(0.0, 1.0))
+    inside = torch.full((2, 64), 0.5)
+    with caplog.at_level("WARNING"):
+        smooth.certify_many(inside, [0.25, 0.25], [0, 1])
+    assert not caplog.records
+    normalised = (inside - 0.9) / 0.2  # normalised before the model's own Normalize layer
+    with caplog.at_level("WARNING"):
+        certs = smooth.certify_many(normalised, [0.25, 0.25], [4, 5])
+    assert len(certs) == 2
+    assert "2 input(s), the first 4, have values outside the data's range [0, 1]" in caplog.text

@@ -414,3 +414,12 @@ def test_stratified_subset_rejects_bad_arguments(size: object, seed: int, messag
 def test_stratified_subset_needs_one_dimensional_labels() -> None:
     with pytest.raises(ValueError, match="labels must be one-dimensional"):
         stratified_subset(np.zeros((4, 2)), 2, 0)
+
+
+def test_value_ranges() -> None:
+    from idrs_lightning.data.statistics import value_range
+
+    assert all(value_range(name) == (0.0, 1.0) for name in ("mnist", "cifar10", "digits"))
+    assert value_range("cone") is None and value_range("disc") is None
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        value_range("imagenet")

@@ -31,7 +31,7 @@ from .._validation import InvalidSetting, check_choice, check_int
 from ..knn_cache import cached_mean_knn_distance
 from ..sigma import KnnSigma, MChoice
 from .sources import DATASETS, ArraySplit, load_split
-from .statistics import normalization
+from .statistics import normalization, value_range
 from .subsets import stratified_subset
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,11 @@ class SmoothingDataModule(pl.LightningDataModule):
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel ``(mean, std)`` of the data set, for the model's first layer."""
         return normalization(self.hparams.dataset)
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """Range of the input values (``[0, 1]`` pixels), ``None`` for points in R^d."""
+        return value_range(self.hparams.dataset)
 
     @property
     def resolved_m(self) -> float | None:

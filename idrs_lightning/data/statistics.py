@@ -37,3 +37,26 @@ def normalization(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
         Unknown name.
     """
     return _STATISTICS[check_choice("dataset", dataset, tuple(_STATISTICS))]
+
+
+_UNIT_INTERVAL = (0.0, 1.0)
+_RANGES: dict[str, tuple[float, float] | None] = {
+    "mnist": _UNIT_INTERVAL,
+    "fashion_mnist": _UNIT_INTERVAL,
+    "cifar10": _UNIT_INTERVAL,
+    "digits": _UNIT_INTERVAL,
+    "disc": None,  # points in R^d: no range
+    "cone": None,
+}
+
+
+def value_range(dataset: str) -> tuple[float, float] | None:
+    """The range of the data set's input values (pixels in ``[0, 1]``), ``None`` for points
+    in R^d.
+
+    Raises
+    ------
+    ValueError
+        Unknown name.
+    """
+    return _RANGES[check_choice("dataset", dataset, tuple(_RANGES))]
