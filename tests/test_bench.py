@@ -55,6 +55,7 @@ def _run(script: str, offline_env: dict[str, str], *extra: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # five bench processes, about 40 s
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_bench_quick_prints_ratios_with_spread(
     script: str, offline_env: dict[str, str], tmp_path: Path

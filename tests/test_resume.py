@@ -91,7 +91,13 @@ def _cut(lines: list[str], rows: int, torn: bool) -> str:
 
 @pytest.mark.parametrize(
     ("rows", "torn"),
-    [(-1, True), (0, True), (12, False), (23, True), (COUNT, True)],
+    [
+        (-1, True),
+        (0, True),
+        pytest.param(12, False, marks=pytest.mark.slow),
+        (23, True),
+        pytest.param(COUNT, True, marks=pytest.mark.slow),
+    ],
     ids=["torn-header", "header+torn-row", "12", "23+torn", "all+torn"],
 )
 def test_a_cut_results_file_resumes_to_the_reference_rows(
