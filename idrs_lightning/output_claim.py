@@ -25,8 +25,6 @@ def claim_output(out: Path, settings: dict[str, Any]) -> None:
     Raises:
         ValueError: naming each differing setting and its recorded value, or the file.
     """
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file; the output must be a directory")
     record = out / RECORD
     results = sorted(out.glob("results*.tsv"))
     holding = [path for path in results if check_results_file(path)]
