@@ -61,8 +61,6 @@ class CertifyConfig:
         _device(self.device)
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise InvalidSetting("out", f"{self.out} is a file; give a directory")
-        if not Path(self.checkpoint).exists():
-            raise InvalidSetting("checkpoint", f"{self.checkpoint} does not exist")
 
     def record(self, test_data: str) -> dict[str, object]:
         """Every setting that determines the rows (not where or how fast they are made), the

@@ -171,6 +171,7 @@ class Smooth:
         buffer = torch.empty(
             (max(b.rows for b in batches), *xs.shape[1:]), device=xs.device, dtype=xs.dtype
         )
+        inputs = xs.double()  # once per call, not once per batch
         with torch.no_grad():
             for plan in batches:
                 batch = buffer[: plan.rows]  # one allocation per call, refilled every batch
@@ -180,7 +181,7 @@ class Smooth:
                     noise = batch[start:end]
                     # x + sigma * eps in float64, rounded once: the noise level is sigma(x)
                     # itself, not a float32 rounding of it (see the module docstring)
-                    noise.copy_(torch.add(xs[i].double(), noise.double(), alpha=float(sigma[i])))
+                    noise.copy_(torch.add(inputs[i], noise.double(), alpha=float(sigma[i])))
                 logits = self.base_classifier(batch)
                 if logits.shape != (len(batch), self.num_classes):
                     raise ValueError(
