@@ -3,7 +3,8 @@
 Confidence bounds and the abstain test (Cohen et al. 2019), Cohen's radius, a stable
 non-central chi-square, the worst-case probabilities xi_> / xi_< (IDRS paper, Theorem 3),
 the IDRS certified radius (Theorem 7) and the curse-of-dimensionality thresholds (Theorem 4,
-Corollary 5, Figure 3), and CERTIFY's decision from counts (bounds, abstain rule, radius).
+Corollary 5, Figure 3), the Renyi-divergence radius with two noise levels (Appendix B.1,
+Theorem 14), and CERTIFY's decision from counts (bounds, abstain rule, radius).
 """
 
 from .confidence import binomial_abstain_test, clopper_pearson_lower, clopper_pearson_upper
@@ -11,6 +12,7 @@ from .curse import curse_threshold, curse_threshold_simple, practical_threshold
 from .decision import Decision, certified_radius, decide
 from .ncx2 import ncx2_cdf, ncx2_ppf, ncx2_sf
 from .radius import cohen_radius, idrs_radius
+from .renyi import renyi_radius
 from .xi import xi_greater, xi_less
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "ncx2_ppf",
     "ncx2_sf",
     "practical_threshold",
+    "renyi_radius",
     "xi_greater",
     "xi_less",
 ]

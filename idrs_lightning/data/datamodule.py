@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._validation import InvalidSetting, check_choice, check_int
+from ..knn import mean_knn_distance
 from ..knn_cache import cached_mean_knn_distance
 from ..sigma import KnnSigma, MChoice
 from .sources import DATASETS, ArraySplit, load_split
@@ -238,6 +239,25 @@ class SmoothingDataModule(pl.LightningDataModule):
             return CertificationInputs(chosen, x, y, sigma, 0.0)
         sigma = torch.from_numpy(self._sigma("test"))[rows]
         return CertificationInputs(chosen, x, y, sigma, self.r)
+
+    def split_arrays(self, split: str) -> ArraySplit:
+        """The inputs and labels of ``split`` ("train" or "test") as loaded (no sigma)."""
+        return self._split(check_choice("split", split, ("train", "test")))
+
+    def sigma_at(self, x: np.ndarray) -> np.ndarray:
+        """sigma(x) of the test design (Eq. 1 at rate ``r``, the same ``m``) at arbitrary
+        inputs ``x`` (rows of the sample shape, e.g. a plotting grid), in float64."""
+        if self.test_sigma.r == 0:
+            return np.full(len(x), float(self.test_sigma.sigma_b))
+        self._choose_m()
+        train = self._split("train")
+        distances = mean_knn_distance(
+            np.asarray(x, dtype=np.float32),
+            train.x,
+            self.hparams.k,
+            backend=self.hparams.knn_backend,
+        )
+        return np.asarray(self.test_sigma(distances), dtype=np.float64)
 
     def _split(self, split: str) -> ArraySplit:
         if split not in self._splits:

@@ -1,0 +1,125 @@
+"""Training and certification for the experiment IDs, through the product's own entry points:
+``train.py`` runs driven by the sweep machinery (:mod:`idrs_lightning.sweep`) and the
+certification job behind ``certify.py`` (:mod:`idrs_lightning.certify_run`).
+
+Both reuse what a previous call finished: a trained run keeps its ``last.ckpt`` and a
+certification resumes after its last complete row (it refuses other settings), so an
+interrupted reproduction continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..certify_run import CertifyConfig, run_certification
+from ..results import read_results
+from ..settings import CertificationSettings
+from ..sweep import command_line, parameter_sets
+
+log = logging.getLogger(__name__)
+
+#: ``train.py`` of the repository this package belongs to.
+TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "train.py"
+
+
+def _option(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def train_grid(
+    runs_dir: Path,
+    grid: Mapping[str, Sequence[Any]],
+    run_name: Callable[[dict[str, Any]], str],
+    fixed: Mapping[str, Any] | None = None,
+    config: str | None = None,
+) -> dict[str, Path]:
+    """Train one model per point of ``grid`` (LightningCLI keys, e.g. ``data.sigma_b``).
+
+    The grid is expanded by W&B's sweep engine exactly as ``python -m idrs_lightning.sweep``
+    does for a grid file; each run is ``train.py fit [--config config] --key=value ...`` with
+    ``fixed`` options, in ``runs_dir/<run_name(parameters)>``. A run that finished before
+    (``checkpoints/last.ckpt`` present) is reused; an unfinished one is started again.
+
+    Returns:
+        ``{run name: path of its last checkpoint}``.
+    """
+    if not TRAIN_SCRIPT.is_file():
+        raise FileNotFoundError(f"{TRAIN_SCRIPT} is missing: run the reproductions from a clone")
+    head = ["${env}", "${interpreter}", "${program}", "fit"]
+    sweep = {
+        "program": str(TRAIN_SCRIPT),
+        "method": "grid",
+        "parameters": {key: {"values": list(values)} for key, values in grid.items()},
+        "command": [*head, *(["--config", config] if config else []), "${args}"],
+    }
+    extra = [f"--{key}={_option(value)}" for key, value in (fixed or {}).items()]
+    environment = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    checkpoints = {}
+    for parameters in parameter_sets(sweep):
+        name = run_name(parameters)
+        run_dir = runs_dir / name
+        checkpoint = run_dir / "checkpoints" / "last.ckpt"
+        checkpoints[name] = checkpoint
+        if checkpoint.is_file():
+            log.info("reusing %s", run_dir)
+            continue
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # a run that did not finish: start it again
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        line = command_line(sweep, parameters, [f"--runs_dir={runs_dir}", f"--run_name={name}"])
+        line += [*extra, "--trainer.enable_progress_bar=false"]
+        log.info("training %s", name)
+        with (runs_dir / f"{name}.log").open("w") as output:
+            done = subprocess.run(line, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        if done.returncode:
+            raise RuntimeError(
+                f"training run {name} failed (status {done.returncode}); see "
+                f"{runs_dir / (name + '.log')}"
+            )
+    return checkpoints
+
+
+@dataclass(frozen=True)
+class Certified:
+    """A certification job's summary and its per-input columns (``label``, ``predict``,
+    ``radius``, ``correct``, ``sigma``)."""
+
+    summary: dict[str, Any]
+    results: dict[str, np.ndarray]
+
+
+def certify(
+    checkpoint: Path,
+    out: Path,
+    settings: CertificationSettings,
+    *,
+    constant: bool,
+    count: int,
+    data: Mapping[str, Any] | None = None,
+    radii: list[float] | None = None,
+    name: str = "",
+) -> Certified:
+    """Certify ``count`` inputs of the class-stratified evaluation subset of the checkpoint's
+    test data with the certification job (``certify.py``), constant sigma or IDRS."""
+    config = CertifyConfig(
+        checkpoint=str(checkpoint),
+        out=str(out),
+        settings=settings,
+        indices="subset",
+        constant=constant,
+        radii=radii,
+        name=name,
+        wandb_project="idrs-paper",
+        data={"eval_subset_size": count, **(data or {})},
+    )
+    summary = run_certification(config)
+    return Certified(summary=summary, results=read_results(out / "results.tsv"))
