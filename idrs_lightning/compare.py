@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .atomic_files import write_text
 from .errors import OneLineParser, exit_on_user_error
-from .report import comparison_table, plot_certified_accuracy, write_text
+from .report import comparison_table, plot_certified_accuracy
 from .results import read_results
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend state
 
+from .atomic_files import write_atomically, write_text
 from .metrics import certified_accuracy
 
 #: The headline figures of a summary: key, label and format, in the order they are shown.
@@ -81,22 +82,6 @@ def wandb_charts(summary: Mapping[str, Any], prefix: str, title: str) -> dict[st
     }
 
 
-def _atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` into a temporary file beside ``path``, then rename it: a failure (a full
-    disk) leaves the old file or none, never a half one, and names the file."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
-
-
-def write_text(path: Path, text: str) -> None:
-    _atomically(path, lambda target: target.write_text(text))
-
-
 def write_summary(folder: Path, stem: str, summary: Mapping[str, Any], title: str) -> None:
     """``<stem>.json`` (the summary) and ``<stem>.png`` (its certified-accuracy table)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +130,7 @@ def _figure() -> tuple[Figure, Any]:
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
     figure.tight_layout()
-    _atomically(Path(path), lambda target: figure.savefig(target, dpi=120, format="png"))
+    write_atomically(Path(path), lambda target: figure.savefig(target, dpi=120, format="png"))
 
 
 def plot_certified_accuracy(

@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.id == "list":
         sys.stdout.write(listing())
         return
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("idrs_lightning").addHandler(handler)
+    logging.getLogger("idrs_lightning").setLevel(logging.INFO)
     selected = exit_on_user_error(lambda: chosen(args.id, args.scale), {"id": "ID"})
     folder = Path(args.out)
     written = []

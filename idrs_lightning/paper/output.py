@@ -10,7 +10,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ..report import write_text
+from ..atomic_files import write_text
 from .core import Comparison, Outcome, Reproduction
 
 

@@ -34,7 +34,7 @@ class Protocol:
     n0 = 100, alpha = 0.001, 500 inputs, 8 seeds)."""
 
     epochs: int
-    train_fraction: float  # Lightning's limit_train_batches
+    train_fraction: float | int  # Lightning's limit_train_batches (an int counts batches)
     n: int
     n0: int
     count: int
@@ -43,7 +43,7 @@ class Protocol:
 
 
 PROTOCOLS = {
-    "tiny": Protocol(1, 0.01, 200, 32, 20, (0, 1), sigmas=(0.25,)),
+    "tiny": Protocol(1, 2, 200, 32, 20, (0, 1), sigmas=(0.25,)),
     "quick": Protocol(1, 1.0, 2000, 64, 100, (0, 1)),
     "paper": Protocol(90, 1.0, 100_000, 100, 500, tuple(range(8))),
 }
