@@ -150,7 +150,7 @@ class SmoothingDataModule(pl.LightningDataModule):
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel ``(mean, std)`` of the data set, for the model's first layer."""
-        return normalization(self.hparams.dataset)
+        return normalization(self.hparams.dataset, self.hparams.dataset_options)
 
     @property
     def value_range(self) -> tuple[float, float] | None:

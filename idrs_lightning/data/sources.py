@@ -86,7 +86,8 @@ def load_split(
         - ``disc`` (Appendix A.1): ``per_class_train`` [500], ``per_class_test`` [100],
           ``sector_angle_deg`` [5.0], ``radial_df`` [2.0], ``seed`` [0].
         - ``cone`` (Appendix A.5): ``dim`` [60], ``half_angle_deg`` [5.0],
-          ``per_class_train`` [500], ``per_class_test`` [100], ``radial_df`` [2.0], ``seed`` [0].
+          ``per_class_train`` [500], ``per_class_test`` [100], ``radial_df`` [2.0],
+          ``radial_scale`` [1.0], ``seed`` [0].
 
     Returns
     -------
@@ -132,7 +133,7 @@ def _default_options(name: str) -> dict[str, Any]:
         "cifar10": {},
         "digits": {},
         "disc": {**synthetic, "sector_angle_deg": 5.0},
-        "cone": {**synthetic, "dim": 60, "half_angle_deg": 5.0},
+        "cone": {**synthetic, "dim": 60, "half_angle_deg": 5.0, "radial_scale": 1.0},
     }[name]
 
 

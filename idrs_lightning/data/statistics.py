@@ -6,6 +6,8 @@ that the smoothing noise is added to unnormalised pixels (Cohen et al. 2019).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._validation import check_choice
 
 MNIST_MEAN: tuple[float, ...] = (0.1307,)
@@ -26,17 +28,25 @@ _STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
-def normalization(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def normalization(
+    dataset: str, options: Mapping[str, object] | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """``(mean, std)``, one value per channel, of a data set of :data:`.sources.DATASETS`.
 
-    The synthetic ``disc`` and ``cone`` points get the identity ``((0.0,), (1.0,))``.
+    The synthetic ``disc`` points get the identity ``((0.0,), (1.0,))``; ``cone`` points are
+    divided by their ``radial_scale`` option (the generator's distance unit), so that the
+    network sees distances of order one at every scale.
 
     Raises
     ------
     ValueError
         Unknown name.
     """
-    return _STATISTICS[check_choice("dataset", dataset, tuple(_STATISTICS))]
+    statistics = _STATISTICS[check_choice("dataset", dataset, tuple(_STATISTICS))]
+    if dataset == "cone":
+        scale = float((options or {}).get("radial_scale", 1.0))  # type: ignore[arg-type]
+        return (0.0,), (scale,)
+    return statistics
 
 
 _UNIT_INTERVAL = (0.0, 1.0)

@@ -56,18 +56,20 @@ def generate_cone(split: str, **options: Any) -> ArraySplit:
 
     Class 1 lies in the cone of half-angle ``half_angle_deg`` around the first coordinate axis,
     apex at the origin: its direction is uniform over the cone's spherical cap and its distance
-    from the apex is ``sqrt(chi2(radial_df))``, so the density peaks at the apex. Class 0 has a
-    uniform direction and the same distance law, with points that fall in the cone rejected.
-    In ``dim`` dimensions its density is proportional to ``|x|^(radial_df - dim)
-    exp(-|x|^2 / 2)``: more peaked at the centre than a Gaussian (the Gaussian is
-    ``radial_df = dim``), as the paper asks. For ``dim = 2`` this is the disc data set with
-    sector angle ``2 * half_angle_deg``. In high dimension a uniform direction in the cap lies
+    from the apex is ``radial_scale * sqrt(chi2(radial_df))``, so the density peaks at the
+    apex. Class 0 has a uniform direction and the same distance law, with points that fall in
+    the cone rejected. In ``dim`` dimensions its density is proportional to
+    ``|x|^(radial_df - dim) exp(-|x|^2 / (2 radial_scale^2))``: more peaked at the centre than
+    a Gaussian (the Gaussian is ``radial_df = dim``), as the paper asks. For ``dim = 2`` this is
+    the disc data set with sector angle ``2 * half_angle_deg``. In high dimension a uniform
+    direction in the cap lies
     close to the cone's boundary, as most of the cap's area does.
     """
     per_class, radial_df, seed = _check_synthetic(options, split)
     low, high = CONE_DIM_RANGE
     dim = check_int("dim", options["dim"], low, high)
     half_angle = check_float("half_angle_deg", options["half_angle_deg"], 0.0, 90.0)
+    scale = check_float("radial_scale", options["radial_scale"], 0.0, float("inf"))
     rng = _split_rng("cone", split, seed)
     theta = np.deg2rad(half_angle)
     directions = np.concatenate(
@@ -76,11 +78,11 @@ def generate_cone(split: str, **options: Any) -> ArraySplit:
             _directions_in_cone(rng, per_class, dim, theta),
         ]
     )
-    distance = np.sqrt(rng.chisquare(radial_df, 2 * per_class))
+    distance = scale * np.sqrt(rng.chisquare(radial_df, 2 * per_class))
     points, labels = _shuffled(rng, distance[:, None] * directions, per_class)
     params = (
         f"dim={dim},half_angle_deg={half_angle!r},per_class={per_class},"
-        f"radial_df={radial_df!r},seed={seed}"
+        f"radial_df={radial_df!r},radial_scale={scale!r},seed={seed}"
     )
     return _synthetic_split("cone", split, points, labels, params)
 
