@@ -29,6 +29,7 @@ SETTING_OPTIONS = {
     "batch_size": "--batch-size",
     "seed": "--seed",
     "separate_pb": "--separate-pb",
+    "sequential": "--sequential",
 }
 #: Every setting's option, for error messages.
 OPTIONS = {
@@ -56,6 +57,13 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
         action="store_true",
         help="bound the runner-up class separately (IDRS paper, Appendix B.5)",
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="sequential CERTIFY: stop each input once its answer at every --radii radius is "
+        "settled (anytime-valid bound; --N or --n-max is then the most samples per input)",
+    )
+    parser.add_argument("--n-max", dest="n", type=int, default=defaults.n, help="= --N")
     parser.add_argument(
         "--indices",
         default=job["indices"],

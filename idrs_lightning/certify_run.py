@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -167,7 +168,12 @@ def run_certification(config: CertifyConfig) -> dict | None:
         inputs = datamodule.certification_inputs(todo, constant=config.constant)
         r = inputs.r  # the semi-elasticity certified with (0 for constant sigma)
         smooth = Smooth(
-            classifier, module.hparams.num_classes, r, config.settings, datamodule.value_range
+            classifier,
+            module.hparams.num_classes,
+            r,
+            config.settings,
+            datamodule.value_range,
+            _radii(config, datamodule),
         )
         groups = smooth.certify_groups(inputs.x.to(device), inputs.sigma.tolist(), todo)
         labels = inputs.y.tolist()
@@ -190,12 +196,30 @@ def run_certification(config: CertifyConfig) -> dict | None:
     return _report(config, datamodule, r, out)
 
 
+def _radii(config: CertifyConfig, datamodule: SmoothingDataModule) -> list[float]:
+    """The radius grid: of the summary tables and, in sequential mode, of the stopping rule."""
+    return config.radii or default_radii(float(datamodule.hparams.sigma_b))
+
+
+def forward_passes(results: dict, settings: CertificationSettings) -> dict[str, float]:
+    """Base-classifier evaluations per input (n0 selection plus the estimation samples drawn,
+    from the results file's ``samples`` column): mean and total."""
+    samples = results.get("samples", np.full(len(results["idx"]), settings.n))
+    total = float(np.sum(settings.n0 + samples))
+    count = max(len(results["idx"]), 1)
+    return {"forward_passes_mean": total / count, "forward_passes_total": total}
+
+
 def _report(config: CertifyConfig, datamodule: SmoothingDataModule, r: float, out: Path) -> dict:
     results = read_results(out / "results.tsv")
-    radii = config.radii or default_radii(float(datamodule.hparams.sigma_b))
     summary = certification_summary(
-        results["label"], results["predict"], results["radius"], radii, datamodule.num_classes
+        results["label"],
+        results["predict"],
+        results["radius"],
+        _radii(config, datamodule),
+        datamodule.num_classes,
     )
+    summary |= forward_passes(results, config.settings)
     name = config.name or run_name(r, config.settings.separate_pb)
     summary["name"] = name
     summary["settings"] = {

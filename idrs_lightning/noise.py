@@ -55,18 +55,21 @@ class NoiseBatch:
     segments: list[tuple[int, int, int]]
 
 
-def plan_batches(num_inputs: int, num: int, blocks_per_batch: int) -> Iterator[NoiseBatch]:
+def plan_batches(
+    num_inputs: int, num: int, blocks_per_batch: int, first_block: int = 0
+) -> Iterator[NoiseBatch]:
     """``num`` samples of each of ``num_inputs`` inputs, input after input, in batches of at
-    most ``blocks_per_batch`` blocks (the last block of an input holds the remainder)."""
+    most ``blocks_per_batch`` blocks (the last block of an input holds the remainder),
+    starting at block ``first_block`` (a sequential look continues where the last stopped)."""
     blocks = blocks_needed(num)
     tail = num - (blocks - 1) * NOISE_BLOCK
-    work = [(i, b) for i in range(num_inputs) for b in range(blocks)]
+    work = [(i, first_block + b) for i in range(num_inputs) for b in range(blocks)]
     for first in range(0, len(work), blocks_per_batch):
         placed: list[tuple[int, int, int, int]] = []
         segments: list[tuple[int, int, int]] = []
         offset = 0
         for i, b in work[first : first + blocks_per_batch]:
-            size = tail if b == blocks - 1 else NOISE_BLOCK
+            size = tail if b == first_block + blocks - 1 else NOISE_BLOCK
             placed.append((i, b, offset, offset + size))
             if segments and segments[-1][0] == i:
                 segments[-1] = (i, segments[-1][1], offset + size)

@@ -39,7 +39,13 @@ def format_table(name: str, summary: Mapping[str, Any]) -> str:
     head = "radius   " + " ".join(f"{r:6.2f}" for r in summary["radii"])
     row = "cert.acc " + " ".join(f"{a:6.3f}" for a in summary["certified_accuracy"])
     figures = "  ".join(f"{label} {summary[key]:{spec}}" for key, label, spec in HEADLINE)
-    return f"{name}\n{head}\n{row}\n{figures}  (n = {summary['count']})"
+    text = f"{name}\n{head}\n{row}\n{figures}  (n = {summary['count']})"
+    if "forward_passes_mean" in summary:
+        text += (
+            f"\nforward passes: {summary['forward_passes_mean']:.0f} per input, "
+            f"{summary['forward_passes_total']:.0f} in all"
+        )
+    return text
 
 
 def comparison_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:

@@ -1,8 +1,9 @@
 """Per-input certification results as a TSV file that survives interruption.
 
 Columns are Cohen et al.'s ``idx label predict radius correct time`` followed by ``sigma``,
-``pA_lower``, ``pB_upper`` (``nan`` unless the runner-up was bounded separately) and ``counts``
-(the estimation counts, comma-separated), so one reader serves both.
+``pA_lower``, ``pB_upper`` (``nan`` unless the runner-up was bounded separately), ``counts``
+(the estimation counts, comma-separated) and ``samples`` (estimation samples drawn: ``n``, or
+where sequential CERTIFY stopped), so one reader serves both.
 Every row is written and flushed as soon as it is produced. Reopening a file for the same run
 keeps every complete row, drops a torn last line (a kill mid-write), and reports which indices
 are done, so a restarted run continues after the last complete row.
@@ -31,6 +32,7 @@ COLUMNS = (
     "pA_lower",
     "pB_upper",
     "counts",
+    "samples",
 )
 HEADER = "\t".join(COLUMNS) + "\n"
 
@@ -115,6 +117,7 @@ def certificate_row(index: int, label: int, cert: Certificate, seconds: float) -
         "pA_lower": repr(cert.p_a_lower),
         "pB_upper": repr(cert.p_b_upper),
         "counts": ",".join(str(c) for c in cert.counts),
+        "samples": str(cert.samples),
     }
 
 
@@ -126,7 +129,8 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def read_results(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Columns as arrays, sorted by ``idx``: idx, label, predict, radius, correct (+ sigma).
+    """Columns as arrays, sorted by ``idx``: idx, label, predict, radius, correct (+ sigma,
+    samples where the file has them).
 
     Raises:
         ValueError: naming the file, when it lacks one of those columns or a value is not a
@@ -148,6 +152,8 @@ def read_results(path: str | os.PathLike) -> dict[str, np.ndarray]:
         }
         if "sigma" in header:
             columns["sigma"] = np.array([float(r["sigma"]) for r in rows])
+        if "samples" in header:
+            columns["samples"] = np.array([int(r["samples"]) for r in rows], dtype=np.int64)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path} holds a value that is not a number: {error}") from None
     return columns

@@ -30,6 +30,10 @@ class CertificationSettings:
         separate_pb: bound the runner-up class separately: ``p_a`` and ``p_b`` are
             Clopper-Pearson bounds at ``alpha / 2`` each (see
             :func:`~idrs_lightning.certification.decide`).
+        sequential: sequential CERTIFY (:mod:`~idrs_lightning.certification.sequential`):
+            estimation samples are drawn look by look, up to ``n``, and an input stops as
+            soon as its answer at every radius of the grid is settled; the bound is a
+            confidence sequence, valid at whichever look it stops.
 
     Raises:
         InvalidSetting: naming the first setting out of range.
@@ -41,6 +45,7 @@ class CertificationSettings:
     batch_size: int = 1000
     seed: int = 0
     separate_pb: bool = False
+    sequential: bool = False
 
     def __post_init__(self) -> None:
         check_int("n0", self.n0, 1)
@@ -50,8 +55,13 @@ class CertificationSettings:
         check_float("alpha", self.alpha, 0.0, 1.0)
         check_int("batch_size", self.batch_size, NOISE_BLOCK)
         check_int("seed", self.seed, 0)
-        if not isinstance(self.separate_pb, bool):
-            raise InvalidSetting("separate_pb", f"must be True or False, got {self.separate_pb!r}")
+        for name in ("separate_pb", "sequential"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidSetting(name, f"must be True or False, got {getattr(self, name)!r}")
+        if self.sequential and self.separate_pb:
+            raise InvalidSetting(
+                "sequential", "does not bound the runner-up separately; drop separate_pb"
+            )
 
     @property
     def blocks_per_batch(self) -> int:

@@ -26,7 +26,16 @@ from torch import nn
 
 from .certification import binomial_abstain_test, certified_radius, decide
 from .certification._validation import check_non_negative
-from .noise import ESTIMATION, PREDICTION, SELECTION, blocks_needed, fill_block_noise, plan_batches
+from .certification.sequential import SequentialCertifier, look_schedule, radius_thresholds
+from .noise import (
+    ESTIMATION,
+    NOISE_BLOCK,
+    PREDICTION,
+    SELECTION,
+    blocks_needed,
+    fill_block_noise,
+    plan_batches,
+)
 from .settings import CertificationSettings
 
 ABSTAIN = -1
@@ -43,6 +52,7 @@ class Certificate:
     counts: np.ndarray
     sigma: float
     p_b_upper: float  # nan unless the runner-up was bounded separately
+    samples: int  # estimation samples drawn (n, or where sequential CERTIFY stopped)
 
 
 class Smooth:
@@ -59,6 +69,8 @@ class Smooth:
         settings: n0, n, alpha, batch size, seed and the runner-up option.
         input_range: the data's range of values, e.g. ``(0.0, 1.0)`` for pixels; an input
             outside it (normalised twice?) is certified as given, with a warning.
+        radii: the radius grid at which sequential CERTIFY (``settings.sequential``) settles
+            each input's answer; required in that mode, unused otherwise.
     """
 
     def __init__(
@@ -68,9 +80,13 @@ class Smooth:
         r: float = 0.0,
         settings: CertificationSettings = CertificationSettings(),  # noqa: B008 (frozen)
         input_range: tuple[float, float] | None = None,
+        radii: Sequence[float] | None = None,
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if settings.sequential and not radii:
+            raise ValueError("sequential certification needs a radius grid (radii)")
+        self.radii = np.asarray(radii if radii is not None else [], dtype=np.float64)
         self.base_classifier = base_classifier
         self.num_classes = num_classes
         self.r = float(check_non_negative("r", r))
@@ -81,7 +97,9 @@ class Smooth:
         """Cohen et al.'s CERTIFY, with the radius of Theorem 7 when ``r > 0``.
 
         With probability at least ``1 - alpha`` over the noise, if the prediction is not
-        ``ABSTAIN`` then the smoothed classifier predicts it within ``radius`` of ``x``.
+        ``ABSTAIN`` then the smoothed classifier predicts it within ``radius`` of ``x``; in
+        sequential mode the bound is a confidence sequence and the guarantee holds at the
+        look where the input stopped.
 
         Args:
             x: one input, shape ``[channel x height x width]`` (or ``[features]``).
@@ -132,42 +150,90 @@ class Smooth:
     ) -> list[Certificate]:
         s = self.settings
         selection = self._counts(xs, sigma, s.n0, indices, SELECTION)
-        estimation = self._counts(xs, sigma, s.n, indices, ESTIMATION)
         c_a_hat = selection.argmax(axis=1)
-        rows = np.arange(len(xs))
-        n_a = estimation[rows, c_a_hat]
-        others = estimation.copy()
-        others[rows, c_a_hat] = -1
-        decision = decide(n_a, others.max(axis=1), s.n, s.alpha, s.separate_pb)
-        certified = decision.certified
+        if s.sequential:
+            estimation, samples, p_a_lower = self._estimate_sequentially(
+                xs, sigma, indices, c_a_hat
+            )
+            certified = p_a_lower > 0.5
+            p_b_upper = np.full(len(xs), np.nan)
+        else:
+            estimation = self._counts(xs, sigma, s.n, indices, ESTIMATION)
+            rows = np.arange(len(xs))
+            others = estimation.copy()
+            others[rows, c_a_hat] = -1
+            decision = decide(
+                estimation[rows, c_a_hat], others.max(axis=1), s.n, s.alpha, s.separate_pb
+            )
+            certified, p_a_lower = decision.certified, decision.p_a_lower
+            p_b_upper, samples = decision.p_b_upper, np.full(len(xs), s.n)
         radius = np.zeros(len(xs))
         if certified.any():  # p_a_lower is 0 where the selected class got no votes
             radius[certified] = certified_radius(
                 sigma[certified],
                 self.r,
                 xs[0].numel(),
-                decision.p_a_lower[certified],
-                decision.p_b_upper[certified] if s.separate_pb else None,
+                p_a_lower[certified],
+                p_b_upper[certified] if s.separate_pb else None,
             )
         return [
             Certificate(
                 int(c_a_hat[i]) if certified[i] else ABSTAIN,
                 float(radius[i]),
-                float(decision.p_a_lower[i]),
+                float(p_a_lower[i]),
                 estimation[i],
                 float(sigma[i]),
-                float(decision.p_b_upper[i]),
+                float(p_b_upper[i]),
+                int(samples[i]),
             )
             for i in range(len(xs))
         ]
 
+    def _estimate_sequentially(
+        self, xs: torch.Tensor, sigma: np.ndarray, indices: list[int], c_a_hat: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sequential CERTIFY's estimation: draw each input's estimation stream look by look
+        (the same samples fixed-n CERTIFY uses first) until its answer at every grid radius
+        is settled. Returns the counts, the samples drawn and the anytime-valid lower bound
+        at the stop (:class:`~idrs_lightning.certification.SequentialCertifier`)."""
+        s = self.settings
+        looks = look_schedule(s.n)
+        thresholds = radius_thresholds(self.radii, sigma, self.r, xs[0].numel())
+        certifier = SequentialCertifier(thresholds, looks, s.alpha)
+        counts = np.zeros((len(xs), self.num_classes), dtype=np.int64)
+        samples = np.zeros(len(xs), dtype=np.int64)
+        rows = np.arange(len(xs))
+        while not certifier.finished:
+            active = np.flatnonzero(certifier.active)
+            target = certifier.next_n
+            drawn = int(samples[active[0]])  # active inputs have all reached the same look
+            chosen = [indices[i] for i in active]
+            counts[active] += self._counts(
+                xs[active],
+                sigma[active],
+                target - drawn,
+                chosen,
+                ESTIMATION,
+                first_block=drawn // NOISE_BLOCK,
+            )
+            samples[active] = target
+            certifier.update(counts[rows, c_a_hat])
+        return counts, samples, certifier.result().p_a_lower
+
     def _counts(
-        self, xs: torch.Tensor, sigma: np.ndarray, num: int, indices: list[int], stage: int
+        self,
+        xs: torch.Tensor,
+        sigma: np.ndarray,
+        num: int,
+        indices: list[int],
+        stage: int,
+        first_block: int = 0,
     ) -> np.ndarray:
         """Class counts ``[k x classes]`` of the base classifier on ``num`` noisy copies of
-        each input, whole noise blocks per forward pass, counted on the device."""
+        each input (from noise block ``first_block`` on), whole noise blocks per forward
+        pass, counted on the device."""
         counts = torch.zeros((len(xs), self.num_classes), dtype=torch.long, device=xs.device)
-        batches = list(plan_batches(len(xs), num, self.settings.blocks_per_batch))
+        batches = list(plan_batches(len(xs), num, self.settings.blocks_per_batch, first_block))
         buffer = torch.empty(
             (max(b.rows for b in batches), *xs.shape[1:]), device=xs.device, dtype=xs.dtype
         )

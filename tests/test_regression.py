@@ -9,7 +9,9 @@ internal layout.
 One deliberate change since: sigma(x) is carried in float64 to the noise (it was rounded to
 float32, which Theorem 7 does not cover). Counts and predictions are unchanged; the ``sigma``
 and ``radius`` columns of the three input-dependent files were rewritten then (radii moved by
-at most 2.4e-8); the constant-sigma file is still d6013a6's.
+at most 2.4e-8); the constant-sigma file is still d6013a6's. A ``samples`` column (the
+estimation samples drawn, ``--N`` for fixed-n CERTIFY) was appended to all four files when
+sequential certification came; every other column is unchanged.
 """
 
 from __future__ import annotations

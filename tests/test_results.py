@@ -25,6 +25,7 @@ def _row(idx: int, **changes: object) -> dict[str, object]:
         "pA_lower": repr(0.5 + idx / 100),
         "pB_upper": "nan",
         "counts": f"{idx},0,{300 - idx}",
+        "samples": 300,
     }
     return {**row, **changes}
 
@@ -145,7 +146,7 @@ def test_read_results_sorts_by_index_and_types_the_columns(tmp_path) -> None:
     order = [9, 2, 14, 0, 5]
     _written(path, order)
     results = read_results(path)
-    assert set(results) == {"idx", "label", "predict", "radius", "correct", "sigma"}
+    assert set(results) == {"idx", "label", "predict", "radius", "correct", "sigma", "samples"}
     expected = sorted(order)
     np.testing.assert_array_equal(results["idx"], expected)
     assert results["idx"].dtype == np.int64

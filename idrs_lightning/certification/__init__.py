@@ -13,24 +13,36 @@ from .decision import Decision, certified_radius, decide
 from .ncx2 import ncx2_cdf, ncx2_ppf, ncx2_sf
 from .radius import cohen_radius, idrs_radius
 from .renyi import renyi_radius
+from .sequential import (
+    SequentialCertifier,
+    confidence_sequence,
+    look_schedule,
+    radius_thresholds,
+    sequential_certify,
+)
 from .xi import xi_greater, xi_less
 
 __all__ = [
     "Decision",
+    "SequentialCertifier",
     "binomial_abstain_test",
     "certified_radius",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "cohen_radius",
+    "confidence_sequence",
     "curse_threshold",
     "curse_threshold_simple",
     "decide",
     "idrs_radius",
+    "look_schedule",
     "ncx2_cdf",
     "ncx2_ppf",
     "ncx2_sf",
     "practical_threshold",
+    "radius_thresholds",
     "renyi_radius",
+    "sequential_certify",
     "xi_greater",
     "xi_less",
 ]
