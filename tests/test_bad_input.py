@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from idrs_lightning.results import COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = Path(__file__).resolve().parent / "data" / "regression" / "digits_lenet.ckpt"
 
@@ -53,8 +55,8 @@ def _results_without_record(tmp: Path) -> None:
     (tmp / "out").mkdir()
     (tmp / "out" / "results.tsv").write_text(
         "idx\tlabel\tpredict\tradius\tcorrect\ttime\tsigma"
-        "\tpA_lower\tpB_upper\tcounts\n0\t1\t1\t0.2\t1"
-        "\t0.1\t0.25\t0.9\tnan\t1,99\n"
+        "\tpA_lower\tpB_upper\tcounts\tsamples\n0\t1\t1\t0.2\t1"
+        "\t0.1\t0.25\t0.9\tnan\t1,99\t100\n"
     )
 
 
@@ -313,7 +315,7 @@ def test_a_full_disk_keeps_the_rows_and_names_the_file(tmp_path, offline_env, sm
     _assert_refused(done, "cannot write")
     assert str(out) in done.stderr and "No space left on device" in done.stderr
     rows = (out / "results.tsv").read_text().splitlines()
-    assert len(rows) == 17 and all(len(row.split("\t")) == 10 for row in rows)
+    assert len(rows) == 17 and all(len(row.split("\t")) == len(COLUMNS) for row in rows)
     for path in out.iterdir():  # no half-written report: each file is whole or absent
         assert not path.name.endswith(".partial"), path
         if path.suffix == ".json":

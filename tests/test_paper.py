@@ -3,7 +3,6 @@ paper's printed numbers and theorems, a tiny-scale run of each experiment ID, th
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import subprocess
@@ -163,7 +162,7 @@ def _write_mnist(root: Path, per_class_train: int = 4, per_class_test: int = 2) 
             (f"{prefix}-labels-idx1-ubyte", labels),
         ):
             header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-            (folder / f"{name}.gz").write_bytes(gzip.compress(header + array.tobytes()))
+            (folder / name).write_bytes(header + array.tobytes())
 
 
 @pytest.mark.slow

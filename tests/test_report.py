@@ -71,7 +71,7 @@ def _results(folder: Path, radius: list[float], predictions: list[int]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [HEADER]
     for i, (r, p) in enumerate(zip(radius, predictions, strict=True)):
-        values = [i, LABELS[i], p, r, int(p == LABELS[i]), 0.1, 0.25, 0.9, "nan", "1,2,3"]
+        values = [i, LABELS[i], p, r, int(p == LABELS[i]), 0.1, 0.25, 0.9, "nan", "1,2,3", 6]
         rows.append("\t".join(str(v) for v in values) + "\n")
     (folder / "results.tsv").write_text("".join(rows))
 
