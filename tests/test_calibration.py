@@ -84,6 +84,7 @@ def test_scaling_the_data_is_smoothing_with_sigma_over_the_scale():
     )
 
 
+@pytest.mark.slow
 def test_recalibrating_n2_reproduces_the_json():
     row = ROWS[2]
     again = calibration.calibrate(2, row["sigma"], row["target"])

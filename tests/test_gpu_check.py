@@ -50,6 +50,7 @@ def test_gpu_check_dry_run_runs_every_section(offline_env: dict[str, str]) -> No
     assert "distributed_backend=gloo" in output, output
 
 
+@pytest.mark.slow  # a bench smoke test, as tests/test_bench.py's
 def test_sequential_bench_smallest_size(offline_env: dict[str, str], tmp_path: Path) -> None:
     # n = 2000 gives two looks (1000, 2000), so sequential stopping is exercised
     result = subprocess.run(

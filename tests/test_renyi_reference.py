@@ -20,6 +20,8 @@ import pytest
 from mpmath import mp, mpf
 from reference import renyi_mpmath as ref
 
+pytestmark = pytest.mark.slow  # high-precision reference checks (-m 'not slow' skips them)
+
 try:
     from idrs_lightning.certification import renyi_radius
 except ImportError as exc:  # only "not written yet" is tolerated, any other failure is loud
