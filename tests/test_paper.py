@@ -186,6 +186,7 @@ def test_mnist_tiny_on_torchvision_layout(tmp_path: Path, offline_env: dict) -> 
     assert paper["paper"] == paper_numbers()["table2"]["mnist"]["idrs"]["mean"][1]
 
 
+@pytest.mark.slow  # a certify subprocess
 def test_cifar10_without_data_is_refused_before_training(tmp_path: Path) -> None:
     done = subprocess.run(
         [

@@ -88,6 +88,7 @@ def test_sequential_needs_a_grid_and_no_separate_runner_up() -> None:
         Smooth(HalfSpace().eval(), 2, 0.0, settings)
 
 
+@pytest.mark.slow  # a certify subprocess
 def test_certify_py_sequential_writes_samples_and_forward_passes(
     tmp_path: Path, offline_env: dict
 ) -> None:
