@@ -194,6 +194,17 @@ def confidence_sequence(
     return clopper_pearson_lower(counts, n, per_look), clopper_pearson_upper(counts, n, per_look)
 
 
+def _check_design(
+    radii: ArrayLike, sigma: ArrayLike, r: ArrayLike, dim: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The radius grid (1-D, >= 0), sigma (> 0), r (>= 0) and dim (>= 1), validated."""
+    grid = check_non_negative("radii", radii)
+    if grid.ndim != 1:
+        raise ValueError(f"radii must be 1-D, got shape {grid.shape}")
+    sigma = check_positive("sigma", sigma)
+    return grid, sigma, check_non_negative("r", r), check_count("dim", dim, minimum=1)
+
+
 def radius_thresholds(
     radii: ArrayLike, sigma: ArrayLike, r: ArrayLike = 0.0, dim: ArrayLike = 1
 ) -> FloatArray:
@@ -230,12 +241,7 @@ def radius_thresholds(
     1e-9 and so is non-decreasing only up to that: at a lower bound above ``t`` it may come
     out up to ~1e-9 relative below R, where the threshold (soundly) says certified.
     """
-    grid = check_non_negative("radii", radii)
-    if grid.ndim != 1:
-        raise ValueError(f"radii must be 1-D, got shape {grid.shape}")
-    sigma = check_positive("sigma", sigma)
-    rate = check_non_negative("r", r)
-    size = check_count("dim", dim, minimum=1)
+    grid, sigma, rate, size = _check_design(radii, sigma, r, dim)
     sigma, rate, size = np.broadcast_arrays(sigma, rate, size)
     shape = (*sigma.shape, grid.size)
     radius = np.broadcast_to(grid, shape).ravel()
@@ -610,12 +616,7 @@ def stop_certificate(
         :func:`radius_thresholds`).
     """
     low = check_probability("p_a_lower", p_a_lower)
-    grid = check_non_negative("radii", radii)
-    if grid.ndim != 1:
-        raise ValueError(f"radii must be 1-D, got shape {grid.shape}")
-    sigma = check_positive("sigma", sigma)
-    rate = check_non_negative("r", r)
-    size = check_count("dim", dim, minimum=1)
+    grid, sigma, rate, size = _check_design(radii, sigma, r, dim)
     low, sigma, rate, size = np.broadcast_arrays(low, sigma, rate, size)
     predicts = low > 0.5
     radius = np.zeros(low.shape)
