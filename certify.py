@@ -65,6 +65,12 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     )
     parser.add_argument("--n-max", dest="n", type=int, default=defaults.n, help="= --N")
     parser.add_argument(
+        "--skip-misclassified",
+        action="store_true",
+        help="evaluation shortcut: skip estimation where the selected class is not the label "
+        "(certified accuracy is unchanged; those rows are not certificates)",
+    )
+    parser.add_argument(
         "--indices",
         default=job["indices"],
         help="'subset' (the fixed stratified evaluation subset), 'all', or start:stop[:step]",

@@ -45,6 +45,8 @@ def format_table(name: str, summary: Mapping[str, Any]) -> str:
             f"\nforward passes: {summary['forward_passes_mean']:.0f} per input, "
             f"{summary['forward_passes_total']:.0f} in all"
         )
+    if summary.get("estimation_skipped"):
+        text += f"; estimation skipped for {summary['estimation_skipped']} misclassified inputs"
     return text
 
 

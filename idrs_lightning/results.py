@@ -3,7 +3,9 @@
 Columns are Cohen et al.'s ``idx label predict radius correct time`` followed by ``sigma``,
 ``pA_lower``, ``pB_upper`` (``nan`` unless the runner-up was bounded separately), ``counts``
 (the estimation counts, comma-separated) and ``samples`` (estimation samples drawn: ``n``, or
-where sequential CERTIFY stopped), so one reader serves both.
+where sequential CERTIFY stopped; 0 where the evaluation shortcut skipped estimation because the
+selected class, in ``predict``, is not the label: such a row is not a certificate), so one
+reader serves both.
 Every row is written and flushed as soon as it is produced. Reopening a file for the same run
 keeps every complete row, drops a torn last line (a kill mid-write), and reports which indices
 are done, so a restarted run continues after the last complete row.

@@ -54,6 +54,12 @@ class Certificate:
     p_b_upper: float  # nan unless the runner-up was bounded separately
     samples: int  # estimation samples drawn (n, or where sequential CERTIFY stopped)
 
+    @property
+    def skipped(self) -> bool:
+        """Estimation skipped by the evaluation shortcut (:meth:`Smooth.certify_groups`):
+        ``prediction`` is the selected class, which is not the label; not a certificate."""
+        return self.samples == 0
+
 
 class Smooth:
     """A smoothed classifier around a base classifier.
@@ -109,27 +115,48 @@ class Smooth:
         return self.certify_many(x.unsqueeze(0), [sigma], [index])[0]
 
     def certify_many(
-        self, xs: torch.Tensor, sigmas: Sequence[float], indices: Sequence[int]
+        self,
+        xs: torch.Tensor,
+        sigmas: Sequence[float],
+        indices: Sequence[int],
+        labels: Sequence[int] | None = None,
     ) -> list[Certificate]:
-        """:meth:`certify` for every input of ``xs`` (shape ``[k x ...]``)."""
-        return [cert for group in self.certify_groups(xs, sigmas, indices) for cert in group]
+        """:meth:`certify` for every input of ``xs`` (shape ``[k x ...]``); ``labels`` as in
+        :meth:`certify_groups`."""
+        groups = self.certify_groups(xs, sigmas, indices, labels)
+        return [cert for group in groups for cert in group]
 
     def certify_groups(
-        self, xs: torch.Tensor, sigmas: Sequence[float], indices: Sequence[int]
+        self,
+        xs: torch.Tensor,
+        sigmas: Sequence[float],
+        indices: Sequence[int],
+        labels: Sequence[int] | None = None,
     ) -> Iterator[list[Certificate]]:
         """:meth:`certify_many`, yielding the certificates of each group of inputs whose noisy
         samples share forward passes (several inputs per pass when ``n`` is small against the
-        batch size); each input's noise and counts are exactly those of :meth:`certify`."""
+        batch size); each input's noise and counts are exactly those of :meth:`certify`.
+
+        ``labels`` turns on the evaluation shortcut: an input whose selected class (from the
+        ``n0`` selection samples) is not its label skips estimation and comes back
+        :attr:`Certificate.skipped` (``samples`` 0, radius 0, ``p_a_lower`` NaN, the selected
+        class as prediction). Certified accuracy at every radius, clean accuracy and ACR are
+        those of full CERTIFY, which could only abstain or predict that wrong class; such a
+        row is not a certificate, and abstention counts it as a prediction.
+        """
         if not len(xs) == len(sigmas) == len(indices):
             raise ValueError(
                 f"lengths differ: {len(xs)} inputs, {len(sigmas)} sigmas, {len(indices)} indices"
             )
+        if labels is not None and len(labels) != len(xs):
+            raise ValueError(f"lengths differ: {len(xs)} inputs, {len(labels)} labels")
         sigma = _checked(self, xs, sigmas, indices)
         blocks = blocks_needed(self.settings.n)
         group = max(1, self.settings.blocks_per_batch // blocks)
         for first in range(0, len(xs), group):
             chosen = slice(first, first + group)
-            yield self._certify_group(xs[chosen], sigma[chosen], list(indices[chosen]))
+            label = None if labels is None else np.asarray(labels[chosen], dtype=np.int64)
+            yield self._certify_group(xs[chosen], sigma[chosen], list(indices[chosen]), label)
 
     def predict(self, x: torch.Tensor, sigma: float, index: int) -> int:
         """Cohen et al.'s PREDICT from ``n`` samples: the top class, or ``ABSTAIN``.
@@ -146,11 +173,29 @@ class Smooth:
         return int(top_two[0])
 
     def _certify_group(
-        self, xs: torch.Tensor, sigma: np.ndarray, indices: list[int]
+        self, xs: torch.Tensor, sigma: np.ndarray, indices: list[int], labels: np.ndarray | None
     ) -> list[Certificate]:
-        s = self.settings
-        selection = self._counts(xs, sigma, s.n0, indices, SELECTION)
+        selection = self._counts(xs, sigma, self.settings.n0, indices, SELECTION)
         c_a_hat = selection.argmax(axis=1)
+        if labels is None or (c_a_hat == labels).all():
+            return self._estimate(xs, sigma, indices, c_a_hat)
+        certificates = [
+            _skipped(int(c), self.num_classes, float(v))
+            for c, v in zip(c_a_hat, sigma, strict=True)
+        ]
+        rows = np.flatnonzero(c_a_hat == labels)
+        if rows.size:
+            chosen = [indices[i] for i in rows]
+            estimated = self._estimate(xs[rows], sigma[rows], chosen, c_a_hat[rows])
+            for i, cert in zip(rows, estimated, strict=True):
+                certificates[i] = cert
+        return certificates
+
+    def _estimate(
+        self, xs: torch.Tensor, sigma: np.ndarray, indices: list[int], c_a_hat: np.ndarray
+    ) -> list[Certificate]:
+        """CERTIFY's estimation and decision for inputs whose class ``c_a_hat`` is selected."""
+        s = self.settings
         if s.sequential:
             estimation, samples, p_a_lower = self._estimate_sequentially(
                 xs, sigma, indices, c_a_hat
@@ -259,6 +304,12 @@ class Smooth:
                 for i, start, end in plan.segments:
                     counts[i] += torch.bincount(predictions[start:end], minlength=self.num_classes)
         return counts.cpu().numpy()
+
+
+def _skipped(prediction: int, num_classes: int, sigma: float) -> Certificate:
+    """The evaluation shortcut's row: no estimation samples, no certificate."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    return Certificate(prediction, 0.0, float("nan"), counts, sigma, float("nan"), 0)
 
 
 def _checked(

@@ -80,6 +80,41 @@ def test_sequential_radii_are_sound_at_the_alpha_rate() -> None:
     assert mean_samples < 20_000  # some inputs settle before n_max
 
 
+@pytest.mark.parametrize("sequential", [False, True])
+def test_the_evaluation_shortcut_skips_only_misclassified_inputs(sequential: bool) -> None:
+    # margins near 0 make the n0 selection pick either class; label 1 everywhere, so the inputs
+    # that select class 0 are the misclassified ones
+    margins = np.array([1.0, -1.0, 0.01, -0.01, 0.0, 0.3, -0.3, 0.002])
+    indices = list(range(10, 10 + len(margins)))
+    labels = [1] * len(margins)
+    smooth = _smooth(sequential, 5000)
+    full = smooth.certify_many(_points(margins), [SIGMA] * len(margins), indices)
+    short = smooth.certify_many(_points(margins), [SIGMA] * len(margins), indices, labels)
+    selected = [int(c.counts.argmax()) if c.prediction == ABSTAIN else c.prediction for c in full]
+    skipped = [c.skipped for c in short]
+    assert any(skipped) and not all(skipped)
+    for f, s, label in zip(full, short, labels, strict=True):
+        if s.skipped:
+            assert s.prediction != label and s.radius == 0.0 and np.isnan(s.p_a_lower)
+            assert s.counts.sum() == 0 and f.prediction != label  # full CERTIFY: wrong too
+        else:
+            assert np.array_equal(s.counts, f.counts) and s.samples == f.samples
+            assert (s.prediction, s.radius, s.p_a_lower) == (f.prediction, f.radius, f.p_a_lower)
+    # certified accuracy at every radius is the same
+    for radius in GRID:
+        exact = [
+            f.prediction == y and f.radius >= radius for f, y in zip(full, labels, strict=True)
+        ]
+        quick = [
+            s.prediction == y and s.radius >= radius for s, y in zip(short, labels, strict=True)
+        ]
+        assert exact == quick
+    assert sum(c.samples for c in short) < sum(c.samples for c in full)
+    assert selected[1] == 0 and short[1].skipped and not short[0].skipped
+    with pytest.raises(ValueError, match="labels"):
+        smooth.certify_many(_points(margins), [SIGMA] * len(margins), indices, labels[:2])
+
+
 def test_sequential_needs_a_grid_and_no_separate_runner_up() -> None:
     with pytest.raises(InvalidSetting, match="separate_pb"):
         CertificationSettings(sequential=True, separate_pb=True)
@@ -106,12 +141,17 @@ def test_certify_py_sequential_writes_samples_and_forward_passes(
         "16",
         "--indices",
         "0:6",
+        "--skip-misclassified",
     ]
     done = subprocess.run(command, env=offline_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     results = read_results(out / "results.tsv")
-    assert np.all((results["samples"] >= 1000) & (results["samples"] <= 3000))
+    estimated = results["samples"] > 0
+    used = results["samples"][estimated]
+    assert used.size and np.all((used >= 1000) & (used <= 3000))
+    assert np.all(results["correct"][~estimated] == 0)  # skipped: the selection is wrong
     summary = json.loads((out / "summary.json").read_text())
     assert summary["forward_passes_total"] == float(np.sum(16 + results["samples"]))
+    assert summary["estimation_skipped"] == int(np.sum(~estimated))
     assert summary["settings"]["sequential"] is True
     assert "forward passes:" in done.stdout

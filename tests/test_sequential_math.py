@@ -17,6 +17,7 @@ from idrs_lightning.certification import (
 from idrs_lightning.certification.sequential import (
     ZERO_RADIUS_THRESHOLD,
     SequentialCertifier,
+    budget_thresholds,
     confidence_sequence,
     look_schedule,
     radius_thresholds,
@@ -179,7 +180,44 @@ def test_a_single_threshold_at_p_is_the_worst_case_and_still_sound() -> None:
     result = sequential_certify(counts, LOOKS, threshold, alpha)
     assert result.certified.sum() <= _tolerance(REPS, alpha)
     assert result.impossible.sum() <= _tolerance(REPS, alpha)  # p is not below the threshold
-    assert np.mean(result.n == LOOKS[-1]) > 0.9
+    # p is below the budget threshold: stopping for futility is right, and most streams
+    # still need the last look to show it
+    budget = budget_thresholds(threshold, LOOKS[-1], alpha / LOOKS.size)
+    assert p < budget[0]
+    assert 0.5 < np.mean(result.n == LOOKS[-1]) < 0.95
+
+
+@pytest.mark.parametrize("p", [0.6, 0.9, 0.999])
+def test_beyond_budget_claims_are_wrong_at_rate_at_most_alpha(p: float) -> None:
+    # A threshold whose budget rate is just below p: 'n_max samples would not certify it'
+    # is then false, and may be claimed only when the upper sequence fails.
+    alpha, level = 0.05, 0.05 / LOOKS.size
+    k = np.ceil(p * LOOKS[-1])
+    threshold = np.array([np.nextafter(clopper_pearson_lower(k - 1, LOOKS[-1], level), 1.0)])
+    budget = budget_thresholds(threshold, LOOKS[-1], level)
+    assert budget[0] <= p
+    counts = _streams(p, REPS, LOOKS, seed=11 + int(p * 1e3))
+    result = sequential_certify(counts, LOOKS, threshold, alpha)
+    assert result.beyond_budget.sum() <= _tolerance(REPS, alpha), result.beyond_budget.sum()
+    assert (result.p_a_upper < p).sum() <= _tolerance(REPS, alpha)
+
+
+def test_budget_thresholds_against_enumeration() -> None:
+    # Every count at a small n_max, bounded by scipy's beta quantile (Clopper-Pearson's
+    # definition), not by the product's bound.
+    n_max, level = 60, 0.01
+    k = np.arange(n_max + 1)
+    lower = np.where(k > 0, stats.beta.ppf(level, np.maximum(k, 1), n_max - k + 1), 0.0)
+    thresholds = np.array([ZERO_RADIUS_THRESHOLD, 0.6, 0.8, 0.9, 0.92, 0.95, 0.99, np.inf])
+    got = budget_thresholds(thresholds, n_max, level)
+    for t, u in zip(thresholds, got, strict=True):
+        # the product's bound may be below scipy's by its outward rounding (~1e-11), never above
+        loose, strict = k[lower >= t * (1 - 1e-9)], k[lower >= t * (1 + 1e-9)]
+        if strict.size:
+            assert loose[0] <= u * n_max <= strict[0] and u >= t
+        if not loose.size:
+            assert u == np.inf
+    assert got[-1] == np.inf and got[-2] == np.inf  # 0.99 needs more than 60 samples
 
 
 def test_efficiency_at_alpha_0_001(capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,8 +269,9 @@ def _replay_reference(counts, looks, thresholds, alpha):
     """Stopping look and bounds from confidence_sequence, running extrema and settle."""
     lower, upper = confidence_sequence(counts, looks, alpha)
     lower, upper = np.maximum.accumulate(lower, axis=1), np.minimum.accumulate(upper, axis=1)
-    certified, impossible = settle(lower, upper, thresholds[:, None, :])
-    settled = (certified | impossible).all(axis=2)
+    certified, _ = settle(lower, upper, thresholds[:, None, :])
+    budget = budget_thresholds(thresholds, looks[-1], alpha / looks.size)[:, None, :]
+    settled = (certified | (upper[..., None] < budget)).all(axis=2)
     stop = np.where(settled.any(axis=1), settled.argmax(axis=1), looks.size - 1)
     rows = np.arange(counts.shape[0])
     return stop, lower[rows, stop], upper[rows, stop], certified[rows, stop]
@@ -269,17 +308,20 @@ def test_certifier_look_by_look_matches_batch_and_reference() -> None:
     np.testing.assert_array_equal(result.p_a_lower, lower)
     np.testing.assert_array_equal(result.p_a_upper, upper)
     np.testing.assert_array_equal(result.certified, certified)
-    assert np.array_equal(result.unsettled, ~result.certified & ~result.impossible)
+    assert np.array_equal(result.unsettled, ~result.certified & ~result.beyond_budget)
+    assert not (result.impossible & ~result.beyond_budget).any()
     assert np.array_equal(result.settled, ~result.unsettled.any(axis=1))
     assert np.all(result.settled | (result.n == LOOKS[-1]))
     assert np.array_equal(result.abstain, result.p_a_lower <= 0.5)
     assert np.all(result.n[p == 0.3] == LOOKS[0])
     # p = 1 and sigma = 0.5: the grid ends at 1.5 sigma, certified at the first look; with
-    # sigma = 0.12 it ends at 6.25 sigma, out of reach of 100,000 samples (never impossible
-    # either, as every upper bound is 1): the input runs to n_max
+    # sigma = 0.12 it ends at 6.25 sigma, out of reach of 100,000 samples (never impossible,
+    # as every upper bound is 1, but beyond the budget from the start): the input stops once
+    # the reachable radii are certified, at the look that reaches 3.8 sigma
     easy, hard = (p == 1.0) & (sigma == 0.5), (p == 1.0) & (sigma == 0.12)
     assert np.all(result.certified[easy]) and np.all(result.n[easy] == LOOKS[0])
-    assert np.all(result.n[hard] == LOOKS[-1]) and not result.certified[hard, -1].any()
+    assert not result.certified[hard, -1].any() and result.beyond_budget[hard, -1].all()
+    assert np.all(result.settled[hard]) and np.all(result.n[hard] < LOOKS[-1])
 
 
 def test_certifier_before_any_look_and_partial_batch() -> None:

@@ -15,6 +15,7 @@ from .radius import cohen_radius, idrs_radius
 from .renyi import renyi_radius
 from .sequential import (
     SequentialCertifier,
+    budget_thresholds,
     confidence_sequence,
     look_schedule,
     radius_thresholds,
@@ -26,6 +27,7 @@ __all__ = [
     "Decision",
     "SequentialCertifier",
     "binomial_abstain_test",
+    "budget_thresholds",
     "certified_radius",
     "clopper_pearson_lower",
     "clopper_pearson_upper",

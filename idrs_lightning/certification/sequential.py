@@ -12,10 +12,14 @@ early without losing the guarantee:
   schedule of ``J`` looks, so that they hold at all looks simultaneously (a union bound);
 * :func:`radius_thresholds`: per input and grid radius R, the smallest ``p_A`` lower bound whose
   certified radius (:func:`.cohen_radius` or :func:`.idrs_radius`) reaches R;
+* :func:`budget_thresholds`: per threshold, the smallest top-class rate whose lower bound at the
+  last look (``n_max`` samples) reaches it;
 * :func:`settle` and :class:`SequentialCertifier` (look by look) or :func:`sequential_certify`
   (all looks at once): at every look a grid radius is *certified* when the lower bound reaches
-  its threshold and *impossible* when the upper bound falls below it; an input stops when every
-  radius is one or the other, or at the last look;
+  its threshold, *impossible* when the upper bound falls below the threshold, and *beyond the
+  budget* when the upper bound falls below the budget threshold (so ``n_max`` samples would not
+  certify it either); an input stops when every radius is certified or beyond the budget, or at
+  the last look;
 * :func:`stop_certificate`: the radius from the lower bound at the stopping look, which is what
   a report states ("certified at R" means this radius is ``>= R``).
 
@@ -348,6 +352,47 @@ def _search_thresholds(
     return out
 
 
+def budget_thresholds(thresholds: ArrayLike, n_max: int, level: float) -> FloatArray:
+    """Smallest top-class rate ``k / n_max`` whose lower bound at ``n_max`` reaches each threshold.
+
+    Parameters
+    ----------
+    thresholds : array_like
+        :func:`radius_thresholds`: in ``(1/2, 1]`` or ``+inf``.
+    n_max : int, ``>= 1``
+        The last look of the schedule.
+    level : float in ``(0, 1)``
+        The lower bound's level there (``alpha / J`` for :func:`confidence_sequence`).
+
+    Returns
+    -------
+    ndarray, the shape of ``thresholds``
+        ``k / n_max`` for the least integer ``k`` with
+        ``clopper_pearson_lower(k, n_max, level) >= threshold``; ``+inf`` where even
+        ``k = n_max`` falls short. Never below the threshold (the lower bound of a rate is
+        below the rate).
+
+    Notes
+    -----
+    With probability ``>= 1 - alpha`` the upper sequence holds at every look, so an upper bound
+    below ``u = budget_thresholds(t, ...)`` shows ``p_A < u``: the radius is certified at
+    ``n_max`` only if the count there exceeds its expectation ``p_A n_max``, which continuing to
+    sample would rarely achieve. Stopping on it is the futility rule of sequential tests; it
+    decides only when to stop, so every certificate keeps its guarantee.
+    """
+    limit = _check_thresholds(thresholds)
+    total = int(check_count("n_max", n_max, minimum=1))
+    level = _check_alpha(level)
+    low = np.full(limit.shape, -1.0)  # invariant: lower(low) < t <= lower(high)
+    high = np.full(limit.shape, float(total))
+    reachable = clopper_pearson_lower(high, total, level) >= limit
+    for _ in range(int(np.ceil(np.log2(total + 1))) + 1):
+        middle = np.floor((low + high) / 2)
+        reaches = clopper_pearson_lower(np.maximum(middle, 0.0), total, level) >= limit
+        high, low = np.where(reaches, middle, high), np.where(reaches, low, middle)
+    return np.where(reachable, high / total, np.inf)
+
+
 def settle(
     lower: ArrayLike, upper: ArrayLike, thresholds: ArrayLike
 ) -> tuple[BoolArray, BoolArray]:
@@ -391,10 +436,13 @@ class SequentialResult(NamedTuple):
         Index of that look in the schedule (-1 before the first).
     certified, impossible : ndarray of bool, shape ``(inputs, K)``
         :func:`settle` of ``p_a_lower`` and ``p_a_upper``.
+    beyond_budget : ndarray of bool, shape ``(inputs, K)``
+        Not certified, and ``p_a_upper`` below the :func:`budget_thresholds`: ``n_max``
+        samples would not certify the radius either (includes ``impossible``).
     settled : ndarray of bool
-        Every grid radius certified or impossible: the input stopped before or at ``n_max``
-        because nothing was left to learn. ``False`` at ``n_max`` means some radii remain
-        unsettled; ``certified`` is still the answer there.
+        Every grid radius certified or beyond the budget: the input stopped before or at
+        ``n_max`` because nothing was left to learn. ``False`` at ``n_max`` means some radii
+        remain unsettled; ``certified`` is still the answer there.
     """
 
     p_a_lower: FloatArray
@@ -403,12 +451,13 @@ class SequentialResult(NamedTuple):
     look: IntArray
     certified: BoolArray
     impossible: BoolArray
+    beyond_budget: BoolArray
     settled: BoolArray
 
     @property
     def unsettled(self) -> BoolArray:
-        """Grid radii neither certified nor impossible."""
-        return ~self.certified & ~self.impossible
+        """Grid radii neither certified nor beyond the budget."""
+        return ~self.certified & ~self.beyond_budget
 
     @property
     def abstain(self) -> BoolArray:
@@ -448,8 +497,9 @@ class SequentialCertifier:
     At each look ``j`` the bounds are those of :func:`confidence_sequence` (level
     ``alpha / J``); the running maximum of the lower and minimum of the upper ones are kept,
     valid because the sequences hold at all looks at once. An input stops at the first look
-    where every grid radius is settled (:func:`settle`), which covers abstaining (an upper
-    bound ``<= 1/2`` settles every radius as impossible), or at the last look.
+    where every grid radius is certified or beyond the budget (the upper bound below
+    :func:`budget_thresholds` at ``n_max = looks[-1]``), which covers abstaining (an upper
+    bound ``<= 1/2`` puts every radius beyond it), or at the last look.
     """
 
     def __init__(self, thresholds: ArrayLike, looks: ArrayLike, alpha: float) -> None:
@@ -459,6 +509,8 @@ class SequentialCertifier:
         self._thresholds = limit
         self._looks = _check_looks(looks).astype(np.int64)
         self._alpha = _check_alpha(alpha)
+        per_look = self._alpha / self._looks.size
+        self._budget = budget_thresholds(limit, int(self._looks[-1]), per_look)
         inputs, radii = limit.shape
         self._next = 0
         self._count = np.zeros(inputs, dtype=np.int64)
@@ -468,6 +520,7 @@ class SequentialCertifier:
         self._active = np.ones(inputs, dtype=bool)
         self._certified = np.zeros((inputs, radii), dtype=bool)
         self._impossible = np.zeros((inputs, radii), dtype=bool)
+        self._beyond_budget = np.zeros((inputs, radii), dtype=bool)
 
     @property
     def finished(self) -> bool:
@@ -520,9 +573,11 @@ class SequentialCertifier:
         self._upper[rows] = np.minimum(self._upper[rows], upper)
         self._look[rows] = j
         certified, impossible = settle(self._lower[rows], self._upper[rows], self._thresholds[rows])
+        beyond_budget = ~certified & (self._upper[rows, None] < self._budget[rows])
         self._certified[rows] = certified
         self._impossible[rows] = impossible
-        self._active[rows] = ~(certified | impossible).all(axis=1)
+        self._beyond_budget[rows] = beyond_budget
+        self._active[rows] = ~(certified | beyond_budget).all(axis=1)
         self._next += 1
         return self.active
 
@@ -536,7 +591,8 @@ class SequentialCertifier:
             look=self._look.copy(),
             certified=self._certified.copy(),
             impossible=self._impossible.copy(),
-            settled=(self._certified | self._impossible).all(axis=1),
+            beyond_budget=self._beyond_budget.copy(),
+            settled=(self._certified | self._beyond_budget).all(axis=1),
         )
 
 
