@@ -18,6 +18,12 @@ base classifier (``n0`` + estimation samples, summed over inputs), wall time, th
 the time per forward pass (sequential's overhead: smaller batches at the looks and the
 radius thresholds), and certified accuracy at every grid radius side by side. The last line is
 ``forward-pass ratio: <fixed-n / sequential forward passes, both smoothings together>``.
+A third variant, ``shortcut``, is sequential CERTIFY with the evaluation shortcut (inputs whose
+selected class is not the label skip estimation; certified accuracy must equal sequential's).
+The floor no sequential test can beat: per input, the fewest samples at which one fixed-size
+Clopper-Pearson test at the full ``alpha`` (no price for looking), with the count at its
+expectation under fixed-n's estimate of ``p_A``, settles every grid radius (capped at n_max);
+its ratio bounds what any anytime-valid method could reach at this grid on these inputs.
 ``--quick``: 10 inputs (one per class), n = n_max = 10,000, the model trained for 30 batches:
 about two to three minutes on a small shared CPU (``--threads 1`` is faster there).
 Usage: ``python bench/sequential.py [--inputs 200] [--n 100000] [--checkpoint CKPT] [--quick]``.
@@ -37,7 +43,8 @@ import numpy as np
 import torch
 from _common import flush_subnormals, rotated, spread
 
-from idrs_lightning.certification.sequential import look_schedule
+from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper
+from idrs_lightning.certification.sequential import look_schedule, radius_thresholds
 from idrs_lightning.checkpoints import load_checkpoint
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.metrics import certified_accuracy, default_radii
@@ -45,7 +52,9 @@ from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import ABSTAIN, Certificate, Smooth
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("fixed-n", "sequential")
+MODES = ("fixed-n", "sequential", "shortcut")
+# The oracle floor's sample sizes: geometric from 10 to n_max, 200 steps.
+_FLOOR_STEPS = 200
 
 
 def _train(limit_train_batches: int | None, threads: int | None) -> tuple[object, dict, str]:
@@ -95,10 +104,11 @@ def _data_root(data: dict, root: str | None) -> dict:
 
 
 def _certify(
-    smooth: Smooth, x: torch.Tensor, sigma: float, index: int
+    smooth: Smooth, x: torch.Tensor, sigma: float, index: int, label: int | None
 ) -> tuple[Certificate, float]:
     start = time.perf_counter()
-    cert = smooth.certify_many(x.unsqueeze(0), [sigma], [index])[0]
+    labels = None if label is None else [label]
+    cert = smooth.certify_many(x.unsqueeze(0), [sigma], [index], labels)[0]
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     return cert, time.perf_counter() - start
@@ -124,6 +134,20 @@ def _check_prefix(
                 f"{label}: input {i}: fixed-n predicts {f.prediction}, sequential "
                 f"{s.prediction}, from the same selection samples"
             )
+
+
+def _oracle_floor(p_a: np.ndarray, thresholds: np.ndarray, alpha: float, n_max: int) -> np.ndarray:
+    """Per input, the fewest samples (on a geometric grid, capped at ``n_max``) at which the
+    Clopper-Pearson bounds at ``alpha`` of the count ``p_a * n`` settle every threshold."""
+    sizes = np.unique(np.geomspace(10, n_max, _FLOOR_STEPS).round()).astype(np.int64)
+    need = np.full(p_a.size, n_max, dtype=np.int64)
+    for n in sizes[::-1]:  # settled at n => recorded; the smallest settled size wins
+        count = np.floor(p_a * n)
+        lower = clopper_pearson_lower(count, n, alpha)[:, None]
+        upper = clopper_pearson_upper(count, n, alpha)[:, None]
+        settled = ((lower >= thresholds) | (upper < thresholds)).all(axis=1)
+        need = np.where(settled, n, need)
+    return need
 
 
 def main() -> None:
@@ -180,6 +204,7 @@ def main() -> None:
         )
         for mode in MODES
     }
+    labels = {name: inputs.y.tolist() for name, inputs in smoothings.items()}
     smooth = {
         (name, mode): Smooth(
             classifier, num_classes, inputs.r, settings[mode], datamodule.value_range, grid
@@ -203,13 +228,14 @@ def main() -> None:
         warm = Smooth(
             classifier, num_classes, smoothings[name].r, small, datamodule.value_range, grid
         )
-        _certify(warm, xs[name][0], sigmas[name][0], indices[0])
+        _certify(warm, xs[name][0], sigmas[name][0], indices[0], None)
 
     certificates: dict[tuple[str, str], list[Certificate]] = {v: [] for v in variants}
     seconds: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
     for j, index in enumerate(indices):  # a round is one input; the order rotates
         for name, mode in rotated(variants, j):
-            cert, elapsed = _certify(smooth[name, mode], xs[name][j], sigmas[name][j], index)
+            label = labels[name][j] if mode == "shortcut" else None
+            cert, elapsed = _certify(smooth[name, mode], xs[name][j], sigmas[name][j], index, label)
             certificates[name, mode].append(cert)
             seconds[name, mode].append(elapsed)
 
@@ -234,7 +260,7 @@ def main() -> None:
     if "IDRS" not in smoothings:
         print("IDRS skipped: the checkpoint's r is 0 (its sigma(x) is constant)")
 
-    total = dict.fromkeys(MODES, 0)
+    total = dict.fromkeys((*MODES, "floor"), 0)
     for name, inputs in smoothings.items():
         fixed, sequential = certificates[name, MODES[0]], certificates[name, MODES[1]]
         _check_prefix(fixed, sequential, args.n, name)
@@ -249,10 +275,25 @@ def main() -> None:
             else f"r = {inputs.r:g}, sigma(x) in [{sigma.min():.4g}, {sigma.max():.4g}]"
         )
         stopped = np.array([c.samples for c in sequential])
+        p_a = np.array([c.counts.max() / args.n for c in fixed])
+        thresholds = radius_thresholds(grid, sigma, inputs.r, inputs.x[0].numel())
+        floor = _oracle_floor(p_a, thresholds, args.alpha, args.n)
+        passes["floor"] = int(np.sum(args.n0 + floor))
+        total["floor"] += passes["floor"]
+        skipped = sum(c.skipped for c in certificates[name, "shortcut"])
         print(f"\n{name} ({level})")
         print(
             f"  forward passes: fixed-n {passes['fixed-n']:,}, sequential {passes['sequential']:,}"
             f"; ratio fixed-n / sequential {passes['fixed-n'] / passes['sequential']:.3f}x"
+        )
+        print(
+            f"  with the evaluation shortcut ({skipped} inputs skipped): "
+            f"{passes['shortcut']:,}; ratio {passes['fixed-n'] / passes['shortcut']:.3f}x"
+        )
+        print(
+            f"  oracle floor (one test at alpha, count at its expectation): "
+            f"{passes['floor']:,}; ratio {passes['fixed-n'] / passes['floor']:.3f}x; "
+            f"{int((floor == args.n).sum())} inputs need n_max even there"
         )
         print(
             f"  sequential estimation samples per input: median {int(np.median(stopped)):,}, "
@@ -281,15 +322,22 @@ def main() -> None:
             radius = np.array([c.radius for c in certs])
             correct = np.array([c.prediction for c in certs]) == labels
             accuracy[mode] = 100 * certified_accuracy(radius, correct, grid)
-        print("  certified accuracy (%):")
+        if not np.array_equal(accuracy["sequential"], accuracy["shortcut"]):
+            sys.exit(f"{name}: the evaluation shortcut changed certified accuracy")
+        print("  certified accuracy (%; the shortcut's equals sequential's, checked):")
         print(f"    {'radius':>8s} {'fixed-n':>8s} {'sequential':>11s} {'diff (points)':>14s}")
         for i, r in enumerate(grid):
             a, b = accuracy["fixed-n"][i], accuracy["sequential"][i]
             print(f"    {r:8.4f} {a:8.1f} {b:11.1f} {b - a:+14.1f}")
     print(
         f"\nboth smoothings: forward passes fixed-n {total['fixed-n']:,}, sequential "
-        f"{total['sequential']:,}; checks: where sequential drew n_max its counts equal "
-        "fixed-n's, and predictions agree where both predict: ok"
+        f"{total['sequential']:,}, with the shortcut {total['shortcut']:,}, oracle floor "
+        f"{total['floor']:,}; checks: where sequential drew n_max its counts equal fixed-n's, "
+        "and predictions agree where both predict: ok"
+    )
+    print(
+        f"ratios: with the shortcut {total['fixed-n'] / total['shortcut']:.3f}, oracle floor "
+        f"{total['fixed-n'] / total['floor']:.3f}"
     )
     print(f"forward-pass ratio: {total['fixed-n'] / total['sequential']:.3f}")
 

@@ -3,10 +3,14 @@
 Every ``every_n_epochs`` epochs, the DataModule's class-stratified evaluation subset (its
 ``eval_seed`` fixes it) is certified with the run's test-time sigma(x) (IDRS radius when its
 rate is positive, Cohen's otherwise). Under DDP the subset is sharded across ranks and the
-metrics are gathered by torchmetrics, so every rank computes the same numbers; they are logged
-through ``pl_module.log`` (to every attached logger), as a line plot and a table to W&B, and
-written to ``<log dir>/certification/epoch_<e>.json`` and ``.png``
-(:mod:`idrs_lightning.report`).
+metrics are gathered by torchmetrics, so every rank computes the same numbers. Each certified
+epoch is one record at that epoch's step: the scalars go to every logger (and to
+``callback_metrics`` for checkpoint monitors); W&B gets them in one row with the curves drawn
+from the per-input radii, the per-class tables, IDRS against constant sigma and the curve of
+every certified epoch so far, ``epoch`` as their x-axis and best-value summaries
+(:mod:`idrs_lightning.dashboard`); the log directory gets ``certification/epoch_<e>.json``
+(``e`` is Lightning's 0-based epoch; the summary, the per-input radii and the settings) and
+one figure ``epoch_<e>.png`` / ``.pdf`` with both curves (:mod:`idrs_lightning.report`).
 
 The callback never touches the training state: the model is certified in eval mode and its
 mode restored, no gradients are computed, and noise comes from its own seeded generators (the
@@ -15,16 +19,26 @@ global RNG streams are untouched).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
+from idrs_lightning.dashboard import define_certification_metrics, summary_entries
 from idrs_lightning.metrics import CertificationMetrics, default_radii
-from idrs_lightning.report import scalars, wandb_charts, write_summary
+from idrs_lightning.report import (
+    curve_label,
+    epoch_charts,
+    figure_title,
+    plot_certified_accuracy,
+    scalars,
+    write_json,
+)
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.smoothing import Smooth
 
@@ -87,6 +101,9 @@ class CertificationCallback(Callback):
         self.radii = radii
         self.compare_constant = compare_constant
         self.skip_misclassified = skip_misclassified
+        self._history: list[tuple[int, dict]] = []  # (epoch, IDRS summary) of this fit
+        self._defined: set[tuple[int, str]] = set()  # (W&B run, scalar) declared
+        self._best: dict[str, float] = {}  # best value of each scalar so far (the summary)
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -100,10 +117,10 @@ class CertificationCallback(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self._log(trainer, pl_module, self.certify(trainer, pl_module), "certify")
+        summaries = {"certify": self.certify(trainer, pl_module)}
         if self.compare_constant:
-            summary = self.certify(trainer, pl_module, constant=True)
-            self._log(trainer, pl_module, summary, "certify_constant")
+            summaries["certify_constant"] = self.certify(trainer, pl_module, constant=True)
+        self._log(trainer, pl_module, summaries)
 
     def certify(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, constant: bool = False
@@ -147,19 +164,69 @@ class CertificationCallback(Callback):
             )
         return metrics.compute()  # gathered across ranks
 
+    @override
+    def state_dict(self) -> dict[str, object]:
+        """The certified epochs' curves and best values, so that a resumed run continues them."""
+        return {"history": self._history, "best": self._best}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
+        self._history = [(int(e), s) for e, s in state_dict.get("history", [])]
+        self._best = dict(state_dict.get("best", {}))
+
+    def config(self) -> dict[str, object]:
+        """Every setting of this callback, flat (``certify_callback.<name>``), for run configs."""
+        values = {
+            **asdict(self.settings),
+            "every_n_epochs": self.every_n_epochs,
+            "num_examples": self.num_examples,
+            "radii": self.radii,
+            "compare_constant": self.compare_constant,
+            "skip_misclassified": self.skip_misclassified,
+        }
+        return {f"certify_callback.{name}": value for name, value in values.items()}
+
     def _log(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, summary: dict, prefix: str
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, summaries: dict[str, dict]
     ) -> None:
-        for name, value in scalars(summary, prefix).items():
-            pl_module.log(name, value, sync_dist=False)
+        """One record per certified epoch: the scalars to every logger at this epoch's step
+        (W&B: with the curves and tables in the same row, ``epoch`` as x-axis), the JSON
+        summaries and the figure (IDRS and constant sigma together) in the log directory."""
+        epoch = trainer.current_epoch
+        values = {k: v for prefix, s in summaries.items() for k, v in scalars(s, prefix).items()}
+        for name, value in values.items():  # for monitors (checkpoints, early stopping)
+            pl_module.log(name, value, logger=False, sync_dist=False)
         # trainer.log_dir broadcasts from rank 0: every rank must ask for it.
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "certification"
         if not trainer.is_global_zero:
             return
-        epoch = trainer.current_epoch
-        suffix = "" if prefix == "certify" else "_constant"
-        write_summary(folder, f"epoch_{epoch}{suffix}", summary, f"{prefix}, epoch {epoch}")
+        datamodule = trainer.datamodule
+        settings = {
+            "epoch": epoch,
+            "sigma_b": float(datamodule.hparams.sigma_b),
+            "r": float(datamodule.r),
+            **self.config(),
+        }
+        self._history.append((epoch, summaries["certify"]))
+        title = figure_title(settings, len(summaries["certify"]["radius"]))
+        for prefix, summary in summaries.items():
+            suffix = "" if prefix == "certify" else "_constant"
+            write_json(folder / f"epoch_{epoch}{suffix}.json", {**summary, "settings": settings})
+        curves = {
+            curve_label(prefix, settings): (np.asarray(s["radius"]), np.asarray(s["correct"]))
+            for prefix, s in summaries.items()
+        }
+        plot_certified_accuracy(curves, folder / f"epoch_{epoch}.png", title)
+        row = {**values, "epoch": epoch}
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                charts = wandb_charts(summary, prefix, f"{prefix}: certified accuracy")
-                logger.experiment.log({**charts, "epoch": epoch})
+                experiment = logger.experiment
+                new = [name for name in values if (id(experiment), name) not in self._defined]
+                if new:
+                    define_certification_metrics(experiment, new)
+                    experiment.config.update(self.config(), allow_val_change=True)
+                    self._defined.update((id(experiment), name) for name in new)
+                experiment.log({**row, **epoch_charts(summaries, self._history, settings)})
+                experiment.summary.update(summary_entries(self._best, values))
+            else:
+                logger.log_metrics(row, step=trainer.global_step)

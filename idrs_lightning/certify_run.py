@@ -238,13 +238,14 @@ def _report(config: CertifyConfig, datamodule: SmoothingDataModule, r: float, ou
     summary["name"] = name
     summary["settings"] = {
         "r": r,
+        "checkpoint_sha256": file_digest(config.checkpoint),
         **asdict(config.settings),
         **{k: v for k, v in asdict(config).items() if k not in ("settings", "data")},
         "data": {k: datamodule.hparams[k] for k in datamodule.hparams},
     }
     write_run_report(out, name, summary, results)
     try:
-        log_run_to_wandb(out, name, summary, config.wandb_project, wandb_offline())
+        log_run_to_wandb(out, name, summary, results, config.wandb_project, wandb_offline())
     except Exception as error:  # the dashboard is a copy: its failure never fails the run
         log.warning("W&B logging failed (%s); the results are in %s", error, out)
     return summary

@@ -76,7 +76,8 @@ class CertificationMetrics(Metric):
     """torchmetrics front end of :func:`certification_summary`, synchronised across processes.
 
     ``update(labels, predictions, radius)`` with 1-D tensors (prediction ``-1`` = abstain);
-    ``compute()`` returns the summary dict.
+    ``compute()`` returns the summary dict plus the gathered inputs' ``radius`` and ``correct``
+    (lists, in gathering order), from which curves are drawn exactly.
 
     Args:
         num_classes: number of classes.
@@ -102,10 +103,10 @@ class CertificationMetrics(Metric):
         self.radius.append(radius.double().flatten())
 
     def compute(self) -> dict[str, object]:
-        return certification_summary(
-            dim_zero_cat(self.labels).cpu().numpy(),
-            dim_zero_cat(self.predictions).cpu().numpy(),
-            dim_zero_cat(self.radius).cpu().numpy(),
-            self.at_radii,
-            self.num_classes,
+        labels = dim_zero_cat(self.labels).cpu().numpy()
+        predictions = dim_zero_cat(self.predictions).cpu().numpy()
+        radius = dim_zero_cat(self.radius).cpu().numpy()
+        summary = certification_summary(
+            labels, predictions, radius, self.at_radii, self.num_classes
         )
+        return summary | {"radius": radius.tolist(), "correct": (predictions == labels).tolist()}

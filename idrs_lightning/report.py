@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend state
 
 from .atomic_files import write_atomically, write_text
+from .dashboard import GROUP_VARIABLE, RUN_ID_FILE, flat_config, run_id
 from .metrics import certified_accuracy
 
 #: The headline figures of a summary: key, label and format, in the order they are shown.
@@ -74,27 +75,84 @@ def scalars(summary: Mapping[str, Any], prefix: str) -> dict[str, float]:
     return values
 
 
-def wandb_charts(summary: Mapping[str, Any], prefix: str, title: str) -> dict[str, Any]:
-    """The certified-accuracy curve as a W&B line plot and the per-class accuracy table."""
+def curve_label(prefix: str, settings: Mapping[str, Any]) -> str:
+    """Legend entry of a callback curve: ``certify`` is the run's sigma(x) (IDRS when its
+    ``r > 0``), ``certify_constant`` the constant ``sigma_b`` of Cohen et al."""
+    if prefix == "certify" and settings["r"] > 0:
+        return f"IDRS r={settings['r']:g}"
+    return f"constant sigma={settings['sigma_b']:g}"
+
+
+def figure_title(settings: Mapping[str, Any], count: int) -> str:
+    """Title of a callback figure: when it was made and with which settings."""
+    mode = "sequential, n <=" if settings["certify_callback.sequential"] else "n ="
+    return (
+        f"after epoch {settings['epoch'] + 1}: sigma_b={settings['sigma_b']:g}, "
+        f"r={settings['r']:g}; {mode} {settings['certify_callback.n']}, "
+        f"alpha={settings['certify_callback.alpha']:g}, {count} inputs"
+    )
+
+
+def _dense_radii(summaries: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """400 radii from 0 past the largest certified radius of any of ``summaries``."""
+    largest = max((float(np.max(s["radius"], initial=0.0)) for s in summaries), default=0.0)
+    return np.linspace(0.0, max(largest * 1.05, 1e-3), 400)
+
+
+def epoch_charts(
+    summaries: Mapping[str, Mapping[str, Any]],
+    history: Sequence[tuple[int, Mapping[str, Any]]],
+    settings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """W&B charts of one certified epoch, drawn from the per-input radii (exact, not through
+    grid points): ``<prefix>/certified_accuracy`` and ``<prefix>/per_class`` per summary,
+    ``certify/idrs_vs_constant`` (both curves) with the constant-sigma comparison, and
+    ``certify/curves_by_epoch`` (the run's curve at every certified epoch so far)."""
     import wandb
 
-    curve = wandb.Table(
-        columns=["radius", "certified_accuracy"],
-        data=list(zip(summary["radii"], summary["certified_accuracy"], strict=True)),
-    )
-    return {
-        f"{prefix}/curve": wandb.plot.line(curve, "radius", "certified_accuracy", title=title),
-        f"{prefix}/per_class": wandb.Table(
-            columns=["class", "accuracy"], data=list(enumerate(summary["per_class_accuracy"]))
-        ),
+    grid = _dense_radii(list(summaries.values()) + [s for _, s in history])
+    curves = {
+        prefix: certified_accuracy(np.asarray(s["radius"]), np.asarray(s["correct"]), grid)
+        for prefix, s in summaries.items()
     }
+    charts: dict[str, Any] = {}
+    for prefix, summary in summaries.items():
+        table = wandb.Table(
+            columns=["radius", "certified_accuracy"],
+            data=[[float(r), float(a)] for r, a in zip(grid, curves[prefix], strict=True)],
+        )
+        label = curve_label(prefix, settings)
+        charts[f"{prefix}/certified_accuracy"] = wandb.plot.line(
+            table, "radius", "certified_accuracy", title=f"{label}: certified accuracy"
+        )
+        charts[f"{prefix}/per_class"] = wandb.Table(
+            columns=["class", "accuracy"], data=list(enumerate(summary["per_class_accuracy"]))
+        )
+    if len(summaries) > 1:
+        charts["certify/idrs_vs_constant"] = wandb.plot.line_series(
+            xs=grid.tolist(),
+            ys=[curves[prefix].tolist() for prefix in summaries],
+            keys=[curve_label(prefix, settings) for prefix in summaries],
+            title=f"certified accuracy, epoch {settings['epoch']}",
+            xname="radius",
+        )
+    charts["certify/curves_by_epoch"] = wandb.plot.line_series(
+        xs=grid.tolist(),
+        ys=[
+            certified_accuracy(np.asarray(s["radius"]), np.asarray(s["correct"]), grid).tolist()
+            for _, s in history
+        ],
+        keys=[f"epoch {epoch}" for epoch, _ in history],
+        title=f"{curve_label('certify', settings)}: certified accuracy by epoch",
+        xname="radius",
+    )
+    return charts
 
 
-def write_summary(folder: Path, stem: str, summary: Mapping[str, Any], title: str) -> None:
-    """``<stem>.json`` (the summary) and ``<stem>.png`` (its certified-accuracy table)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / f"{stem}.json", json.dumps(summary, indent=2, default=str))
-    plot_summary_curve(summary, title, folder / f"{stem}.png")
+def write_json(path: Path, content: Mapping[str, Any]) -> None:
+    """``content`` as indented JSON, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(content, indent=2, default=str))
 
 
 def write_run_report(
@@ -111,23 +169,61 @@ def write_run_report(
 
 
 def log_run_to_wandb(
-    out: Path, name: str, summary: Mapping[str, Any], project: str, offline: bool
+    out: Path,
+    name: str,
+    summary: Mapping[str, Any],
+    results: Mapping[str, np.ndarray],
+    project: str,
+    offline: bool,
 ) -> None:
-    """A W&B run (job type "certify") with the figures, the charts and the run's plots."""
+    """The certification run in W&B (job type ``certify``): flat config (the data settings at
+    top level, as in training runs), scalars in the summary, the curve from the per-input
+    radii, the plots, and its links: ``train_run_id`` (config) and group name the training run
+    of the checkpoint, the results file and summary are an artifact of the run, and online the
+    checkpoint is recorded as an artifact it used (W&B records uses online only). The run id is
+    kept in ``out``, so a resumed certification continues the same W&B run."""
     import wandb
 
+    settings = dict(summary["settings"])
+    config = {**{k: v for k, v in settings.items() if k != "data"}, **settings.get("data", {})}
+    checkpoint = Path(str(settings["checkpoint"])).resolve()
+    training = checkpoint.parent.parent / RUN_ID_FILE  # runs/<name>/checkpoints/<file>
+    if training.exists():
+        config["train_run_id"] = training.read_text().strip()
     run = wandb.init(
         project=project,
         name=f"certify {name}",
         dir=str(out),
         mode="offline" if offline else "online",
-        config=summary["settings"],
+        config=flat_config(config),
         job_type="certify",
+        group=os.environ.get(GROUP_VARIABLE) or config.get("train_run_id"),
+        id=run_id(out),
+        resume="allow",
     )
     run.summary.update(scalars(summary, "certify"))
-    charts = wandb_charts(summary, "certify", f"certified accuracy, {name}")
+    radius, correct = np.asarray(results["radius"]), np.asarray(results["correct"], dtype=bool)
+    grid = _dense_radii([{"radius": radius}])
+    curve = wandb.Table(
+        columns=["radius", "certified_accuracy"],
+        data=[
+            [float(r), float(a)]
+            for r, a in zip(grid, certified_accuracy(radius, correct, grid), strict=True)
+        ],
+    )
     images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))}
-    run.log({**charts, **images})
+    chart = wandb.plot.line(
+        curve, "radius", "certified_accuracy", title=f"certified accuracy, {name}"
+    )
+    run.log({"certify/certified_accuracy": chart, **images})
+    if not offline:  # W&B records artifact uses online only
+        model = wandb.Artifact(f"checkpoint-{settings['checkpoint_sha256'][:12]}", type="model")
+        model.add_reference(checkpoint.as_uri(), checksum=False)
+        run.use_artifact(model)
+    produced = wandb.Artifact(f"results-{run.id}", type="certification-results")
+    produced.add_file(str(out / "results.tsv"))
+    produced.add_file(str(out / "summary.json"))
+    run.log_artifact(produced)
     run.finish()
 
 
@@ -137,35 +233,32 @@ def _figure() -> tuple[Figure, Any]:
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
+    """``path`` (PNG, 300 dpi) and the same figure as PDF beside it."""
     figure.tight_layout()
-    write_atomically(Path(path), lambda target: figure.savefig(target, dpi=120, format="png"))
+    png = Path(path)
+    write_atomically(png, lambda target: figure.savefig(target, dpi=300, format="png"))
+    pdf = png.with_suffix(".pdf")
+    write_atomically(pdf, lambda target: figure.savefig(target, format="pdf"))
 
 
 def plot_certified_accuracy(
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+    title: str | None = None,
 ) -> None:
-    """Certified accuracy against radius, one line per run (like the paper's Figure 4)."""
+    """Certified accuracy against radius from per-input radii, one line per run (like the
+    paper's Figure 4)."""
     figure, axes = _figure()
+    grid = _dense_radii([{"radius": radius} for radius, _ in curves.values()])
     for name, (radius, correct) in curves.items():
-        grid = np.linspace(0.0, max(float(np.max(radius, initial=0.0)) * 1.05, 1e-3), 400)
         axes.plot(grid, certified_accuracy(radius, correct, grid), label=name)
+    if title:
+        axes.set_title(title, fontsize=9)
     axes.set_xlabel("radius (l2, input space)")
     axes.set_ylabel("certified accuracy")
     axes.set_ylim(0, 1)
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
-
-
-def plot_summary_curve(summary: Mapping[str, Any], title: str, path: str | os.PathLike) -> None:
-    """The certified-accuracy table of a summary as a step curve."""
-    figure, axes = _figure()
-    axes.step(summary["radii"], summary["certified_accuracy"], where="post")
-    axes.set_xlabel("radius (l2, input space)")
-    axes.set_ylabel("certified accuracy")
-    axes.set_ylim(0, 1)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
     _save(figure, path)
 
 

@@ -6,6 +6,8 @@ Parameters come from W&B's own ``sweeps`` package (the engine behind ``wandb swe
 and random files expand as they would on the server; a Bayesian file is sampled at random
 here, since its model needs the server. Each run executes the file's ``command`` exactly as a
 ``wandb agent`` would (``${args}`` as ``--name=value``), with any EXTRA arguments appended.
+The runs of one invocation share a W&B group (``WANDB_RUN_GROUP``: the file's name and the
+start time, unless set) and each is named by its parameters.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from .config_files import load_yaml
+from .dashboard import GROUP_VARIABLE
 from .errors import OneLineParser, exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -102,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     runs = exit_on_user_error(lambda: list(parameter_sets(config, args.max_runs, args.seed)))
     environment = {**os.environ}
     environment.setdefault("WANDB_MODE", "offline")
+    # one W&B group per sweep; each run is named by its parameters (dashboard.run_label)
+    environment.setdefault(
+        GROUP_VARIABLE, f"{Path(args.sweep).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     if runs:
         exit_on_user_error(lambda: check_command(command_line(config, runs[0], args.extra)))
     for number, parameters in enumerate(runs, 1):

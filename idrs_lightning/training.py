@@ -87,6 +87,8 @@ class BaseClassifierModule(pl.LightningModule):
         )
         self.hparams.num_classes = num_classes
         self.hparams.sample_shape = list(sample_shape)
+        # what loggers receive (hparams_initial) is the model as built, not its null defaults
+        self.save_hyperparameters(dict(self.hparams), logger=True)
         self.val_clean = MulticlassAccuracy(num_classes, average="micro")
         self.val_noisy = MulticlassAccuracy(num_classes, average="micro")
 

@@ -64,7 +64,9 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
     summary = json.loads(files[0].read_text())
     assert summary["count"] == 20
     assert summary["clean_accuracy"] == pytest.approx(float(metrics["certify/clean_accuracy"]))
-    assert files[0].with_suffix(".png").exists() and files[1].with_suffix(".png").exists()
+    figure = files[0].with_suffix(".png")  # IDRS and constant sigma in one figure
+    assert figure.exists() and figure.with_suffix(".pdf").exists()
+    assert summary["settings"]["epoch"] == 1 and summary["settings"]["r"] == 0.05
     constant = json.loads(files[1].read_text())
     assert constant["count"] == 20
     assert constant["average_certified_radius"] == pytest.approx(

@@ -81,5 +81,10 @@ def test_sequential_bench_smallest_size(offline_env: dict[str, str], tmp_path: P
     assert float(lines[-1].split(": ")[1]) >= 1.0, result.stdout
     for smoothing in ("constant (sigma = 0.25, r = 0)", "IDRS (r = 0.05"):
         assert any(line.startswith(smoothing) for line in lines), result.stdout
-    assert result.stdout.count("certified accuracy (%):") == 2, result.stdout
+    assert result.stdout.count("certified accuracy (%; the shortcut's") == 2, result.stdout
+    assert result.stdout.count("oracle floor (one test at alpha") == 2, result.stdout
+    ratios = re.search(
+        r"ratios: with the shortcut ([0-9.]+), oracle floor ([0-9.]+)", result.stdout
+    )
+    assert ratios and float(ratios[2]) >= float(lines[-1].split(": ")[1]), result.stdout
     assert "looks [1000, 2000]" in result.stdout, result.stdout

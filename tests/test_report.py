@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wandb_records import read_run
 
 from idrs_lightning.compare import compare
 from idrs_lightning.compare import main as compare_main
@@ -17,9 +18,8 @@ from idrs_lightning.report import (
     run_name,
     scalars,
     write_run_report,
-    write_summary,
 )
-from idrs_lightning.results import COLUMNS, HEADER
+from idrs_lightning.results import COLUMNS, HEADER, read_results
 
 # Six inputs, three classes: correct with radius 0.5 / 0.2 / 0.0; wrong; abstain; correct 1.0.
 LABELS = [0, 0, 1, 1, 2, 2]
@@ -84,19 +84,30 @@ def test_run_report_files(tmp_path) -> None:
     assert (tmp_path / "table.txt").read_text() == format_table("demo", SUMMARY) + "\n"
     for plot in ("certified_accuracy", "per_class_accuracy", "sigma_histogram"):
         assert (tmp_path / f"{plot}.png").read_bytes()[:4] == b"\x89PNG", plot
-    write_summary(tmp_path / "certification", "epoch_3", SUMMARY, "epoch 3")
-    assert json.loads((tmp_path / "certification" / "epoch_3.json").read_text()) == SUMMARY
-    assert (tmp_path / "certification" / "epoch_3.png").exists()
+        assert (tmp_path / f"{plot}.pdf").read_bytes()[:5] == b"%PDF-", plot
 
 
-def test_wandb_run_holds_the_figures(tmp_path, offline_wandb) -> None:
-    summary = {**SUMMARY, "settings": {"r": 0.01, "n": 100}}
-    log_run_to_wandb(tmp_path, "demo", summary, "idrs-tests", offline=True)
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    written = b"".join(path.read_bytes() for path in runs[0].rglob("*") if path.is_file())
-    for key in (b"certify/clean_accuracy", b"certify/curve", b"certify/per_class"):
-        assert key in written, key
+def test_wandb_run_holds_the_figures_and_the_results(tmp_path, offline_wandb) -> None:
+    _results(tmp_path, RADIUS, PREDICTIONS)
+    results = read_results(tmp_path / "results.tsv")
+    data = {"sigma_b": 0.25, "r": 0.01}
+    settings = {"r": 0.01, "n": 100, "checkpoint": str(tmp_path / "model.ckpt"), "data": data}
+    summary = {**SUMMARY, "settings": {**settings, "checkpoint_sha256": "ab" * 32}}
+    write_run_report(tmp_path, "demo", summary, results)
+    log_run_to_wandb(tmp_path, "demo", summary, results, "idrs-tests", offline=True)
+    log_run_to_wandb(tmp_path, "demo", summary, results, "idrs-tests", offline=True)  # again
+    runs = [read_run(path) for path in sorted((tmp_path / "wandb").glob("offline-run-*"))]
+    assert len(runs) == 2 and runs[0].run_id == runs[1].run_id  # one W&B run
+    run = runs[0]
+    assert run.job_type == "certify" and run.name == "certify demo"
+    assert run.config["sigma_b"] == 0.25 and run.config["n"] == 100  # flat
+    assert run.summary["certify/clean_accuracy"] == pytest.approx(4 / 6)
+    (row,) = run.history
+    assert row["certify/certified_accuracy_table/_type"] == "table-file"
+    assert {"plots/certified_accuracy/_type", "plots/per_class_accuracy/_type"} <= set(row)
+    assert [a.type for a in run.artifacts if a.type == "certification-results"] == [
+        "certification-results"
+    ]
 
 
 def test_compare_writes_the_figure_and_the_table(tmp_path, capsys) -> None:

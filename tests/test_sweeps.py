@@ -124,6 +124,6 @@ def test_local_runner_executes_the_agent_command_and_logs_the_metric(tmp_path, o
 
 @pytest.mark.slow
 def test_a_bayes_sweep_run_logs_the_metric_it_maximises(tmp_path, offline_env) -> None:
-    sweep = ROOT / "configs" / "sweeps" / "bayes_certified_accuracy.yaml"
+    sweep = ROOT / "configs" / "sweeps" / "bayes_acr.yaml"
     (run,) = _local_runs(sweep, 1, tmp_path, offline_env)
     _assert_metric_logged(sweep, run)
