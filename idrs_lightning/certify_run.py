@@ -28,7 +28,7 @@ from .evaluation import EvaluatedClassifier, check_precision
 from .metrics import certification_summary, default_radii
 from .output_claim import claim_output
 from .report import log_run_to_wandb, run_name, write_run_report
-from .results import ResultsWriter, certificate_row, merge, read_results
+from .results import ResultsWriter, certificate_row, completed_indices, merge, read_results
 from .settings import CertificationSettings
 from .smoothing import Smooth
 from .wandb_mode import wandb_offline
@@ -166,9 +166,12 @@ def run_certification(config: CertifyConfig) -> dict | None:
         claim_output(out, config.record(datamodule.test_identity))
     if world > 1:
         dist.barrier()  # no rank appends before rank 0 has checked the directory
-    part = out / ("results.tsv" if world == 1 else f"results.rank{rank}.tsv")
+    merged = out / "results.tsv"
+    part = merged if world == 1 else out / f"results.rank{rank}.tsv"
+    # rows merged by an earlier distributed run are done too (its shard files are gone)
+    finished = completed_indices(merged) if world > 1 else set()
     with ResultsWriter(part) as writer:
-        todo = [i for i in shard if i not in writer.done]
+        todo = [i for i in shard if i not in writer.done and i not in finished]
         inputs = datamodule.certification_inputs(todo, constant=config.constant)
         r = inputs.r  # the semi-elasticity certified with (0 for constant sigma)
         smooth = Smooth(
@@ -198,7 +201,10 @@ def run_certification(config: CertifyConfig) -> dict | None:
     if world > 1:
         dist.barrier()
         if rank == 0:
-            merge([out / f"results.rank{r}.tsv" for r in range(world)], out / "results.tsv")
+            parts = [out / f"results.rank{r}.tsv" for r in range(world)]
+            merge([merged, *parts] if merged.exists() else parts, merged)
+            for shard_file in parts:  # merged: the shard files are no longer needed
+                shard_file.unlink()
         dist.barrier()
     if rank != 0:
         return None

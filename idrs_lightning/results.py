@@ -161,9 +161,18 @@ def read_results(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return columns
 
 
+def completed_indices(path: Path) -> set[int]:
+    """Indices of the complete rows of a results file; empty when it is absent."""
+    if not check_results_file(path):
+        return set()
+    return {int(row["idx"]) for row in read_rows(path)}
+
+
 def merge(parts: list[Path], target: Path) -> None:
-    """Rows of several shard files, sorted by index, into one results file (atomically)."""
-    rows = sorted((row for part in parts for row in read_rows(part)), key=lambda r: int(r["idx"]))
+    """Rows of several results files (the target itself may be one), one per index, sorted by
+    index, into one results file (atomically)."""
+    unique = {int(row["idx"]): row for part in reversed(parts) for row in read_rows(part)}
+    rows = [unique[index] for index in sorted(unique)]
     temporary = target.with_suffix(".tmp")
     with temporary.open("w") as file:
         file.write(HEADER)

@@ -158,6 +158,18 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, 
     assert _rows_without_time(tmp_path / "two" / "results.tsv") == _rows_without_time(
         tmp_path / "one" / "results.tsv"
     )
+    assert not list((tmp_path / "two").glob("results.rank*.tsv")), "shard files merged away"
+    # run again: every row is in the merged file, so nothing is redone or duplicated
+    merged = (tmp_path / "two" / "results.tsv").read_text()
+    again = subprocess.run(
+        [*torchrun, *_certify_command(checkpoint, tmp_path / "two", *args)[1:]],
+        env=offline_env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "two" / "results.tsv").read_text() == merged
+    assert not list((tmp_path / "two").glob("results.rank*.tsv"))
 
 
 @pytest.mark.parametrize(

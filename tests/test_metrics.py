@@ -38,7 +38,13 @@ def test_metric_equals_functional_across_updates() -> None:
             torch.tensor(PREDICTIONS[part]),
             torch.tensor(RADIUS[part], dtype=torch.float64),
         )
-    assert metric.compute() == certification_summary(LABELS, PREDICTIONS, RADIUS, AT, 3)
+    computed = metric.compute()
+    per_input = {"radius": computed.pop("radius"), "correct": computed.pop("correct")}
+    assert computed == certification_summary(LABELS, PREDICTIONS, RADIUS, AT, 3)
+    assert per_input == {
+        "radius": RADIUS,
+        "correct": [p == y for p, y in zip(PREDICTIONS, LABELS, strict=True)],
+    }
     metric.reset()
     metric.update(torch.tensor([1]), torch.tensor([1]), torch.tensor([0.4]))
     assert metric.compute()["count"] == 1
