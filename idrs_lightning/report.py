@@ -78,8 +78,9 @@ def scalars(summary: Mapping[str, Any], prefix: str) -> dict[str, float]:
 def curve_label(prefix: str, settings: Mapping[str, Any]) -> str:
     """Legend entry of a callback curve: ``certify`` is the run's sigma(x) (IDRS when its
     ``r > 0``), ``certify_constant`` the constant ``sigma_b`` of Cohen et al."""
-    if prefix == "certify" and settings["r"] > 0:
-        return f"IDRS r={settings['r']:g}"
+    if prefix == "certify":  # distinct from the comparison's label even where r = 0
+        rate = settings["r"]
+        return f"IDRS r={rate:g}" if rate > 0 else f"sigma={settings['sigma_b']:g} (r=0)"
     return f"constant sigma={settings['sigma_b']:g}"
 
 

@@ -148,12 +148,12 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, 
         "--master_port",
         "29517",
     ]
-    double = subprocess.run(
-        [*torchrun, *_certify_command(checkpoint, tmp_path / "two", *args)[1:]],
-        env=offline_env,
-        capture_output=True,
-        timeout=300,
-    )
+
+    def two_processes() -> subprocess.CompletedProcess:
+        command = [*torchrun, *_certify_command(checkpoint, tmp_path / "two", *args)[1:]]
+        return subprocess.run(command, env=offline_env, capture_output=True, timeout=300)
+
+    double = two_processes()
     assert double.returncode == 0, double.stderr[-3000:]
     assert _rows_without_time(tmp_path / "two" / "results.tsv") == _rows_without_time(
         tmp_path / "one" / "results.tsv"
@@ -161,12 +161,7 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, 
     assert not list((tmp_path / "two").glob("results.rank*.tsv")), "shard files merged away"
     # run again: every row is in the merged file, so nothing is redone or duplicated
     merged = (tmp_path / "two" / "results.tsv").read_text()
-    again = subprocess.run(
-        [*torchrun, *_certify_command(checkpoint, tmp_path / "two", *args)[1:]],
-        env=offline_env,
-        capture_output=True,
-        timeout=300,
-    )
+    again = two_processes()
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "two" / "results.tsv").read_text() == merged
     assert not list((tmp_path / "two").glob("results.rank*.tsv"))

@@ -13,6 +13,7 @@ from idrs_lightning.compare import main as compare_main
 from idrs_lightning.metrics import certification_summary
 from idrs_lightning.report import (
     comparison_table,
+    curve_label,
     format_table,
     log_run_to_wandb,
     run_name,
@@ -124,3 +125,10 @@ def test_compare_writes_the_figure_and_the_table(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as stop:
         compare_main([str(tmp_path / "missing"), "--output", str(tmp_path / "x")])
     assert stop.value.code == 2 and "no summary.json in" in capsys.readouterr().err
+
+
+def test_callback_curve_labels_stay_distinct() -> None:
+    for rate in (0.0, 0.05):
+        settings = {"r": rate, "sigma_b": 0.25}
+        assert curve_label("certify", settings) != curve_label("certify_constant", settings)
+    assert curve_label("certify", {"r": 0.05, "sigma_b": 0.25}) == "IDRS r=0.05"
