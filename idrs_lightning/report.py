@@ -100,6 +100,14 @@ def _dense_radii(summaries: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return np.linspace(0.0, max(largest * 1.05, 1e-3), 400)
 
 
+def _curve_table(grid: np.ndarray, accuracy: np.ndarray) -> Any:
+    """A W&B table of one certified-accuracy curve: ``radius``, ``certified_accuracy``."""
+    import wandb
+
+    rows = [[float(r), float(a)] for r, a in zip(grid, accuracy, strict=True)]
+    return wandb.Table(columns=["radius", "certified_accuracy"], data=rows)
+
+
 def epoch_charts(
     summaries: Mapping[str, Mapping[str, Any]],
     history: Sequence[tuple[int, Mapping[str, Any]]],
@@ -118,10 +126,7 @@ def epoch_charts(
     }
     charts: dict[str, Any] = {}
     for prefix, summary in summaries.items():
-        table = wandb.Table(
-            columns=["radius", "certified_accuracy"],
-            data=[[float(r), float(a)] for r, a in zip(grid, curves[prefix], strict=True)],
-        )
+        table = _curve_table(grid, curves[prefix])
         label = curve_label(prefix, settings)
         charts[f"{prefix}/certified_accuracy"] = wandb.plot.line(
             table, "radius", "certified_accuracy", title=f"{label}: certified accuracy"
@@ -205,13 +210,7 @@ def log_run_to_wandb(
     run.summary.update(scalars(summary, "certify"))
     radius, correct = np.asarray(results["radius"]), np.asarray(results["correct"], dtype=bool)
     grid = _dense_radii([{"radius": radius}])
-    curve = wandb.Table(
-        columns=["radius", "certified_accuracy"],
-        data=[
-            [float(r), float(a)]
-            for r, a in zip(grid, certified_accuracy(radius, correct, grid), strict=True)
-        ],
-    )
+    curve = _curve_table(grid, certified_accuracy(radius, correct, grid))
     images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))}
     chart = wandb.plot.line(
         curve, "radius", "certified_accuracy", title=f"certified accuracy, {name}"
