@@ -11,8 +11,11 @@ prints the certified-accuracy table. A bad option, file or value is one line ``e
 and exit status 2, before any sampling (``IDRS_DEBUG=1`` shows the traceback).
 """
 
+import argparse
 import dataclasses
 import logging
+
+import yaml
 
 from idrs_lightning.certify_run import CertifyConfig, run_certification
 from idrs_lightning.errors import OneLineParser, exit_on_user_error
@@ -20,7 +23,18 @@ from idrs_lightning.evaluation import PRECISIONS
 from idrs_lightning.report import format_table
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 
-DATA_OPTIONS = ("sigma_b", "r", "k", "m", "sigma_min", "sigma_max", "root", "eval_subset_size")
+DATA_OPTIONS = (
+    "dataset",
+    "dataset_options",
+    "sigma_b",
+    "r",
+    "k",
+    "m",
+    "sigma_min",
+    "sigma_max",
+    "root",
+    "eval_subset_size",
+)
 # Cohen et al.'s names; "--n" would also clash with torchrun's option prefixes.
 SETTING_OPTIONS = {
     "n0": "--N0",
@@ -35,15 +49,30 @@ SETTING_OPTIONS = {
 OPTIONS = {
     **SETTING_OPTIONS,
     **{name: "--" + name.replace("_", "-") for name in DATA_OPTIONS},
-    **{name: f"--{name}" for name in ("indices", "device", "radii", "precision")},
+    **{name: f"--{name}" for name in ("indices", "device", "radii", "precision", "arch")},
 }
+
+
+def _mapping(text: str) -> dict:
+    """A YAML mapping given on the command line."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a mapping such as '{{crop: 224}}', got {text!r}")
+    return value
 
 
 def parse(argv: list[str] | None = None) -> CertifyConfig:
     defaults = CertificationSettings()
     job = {f.name: f.default for f in dataclasses.fields(CertifyConfig)}
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a checkpoint written by train.py")
+    parser.add_argument(
+        "checkpoint",
+        help="a checkpoint written by train.py, Cohen et al.'s (arch, state_dict, epoch), a plain "
+        "state_dict (with --arch) or a TorchScript file",
+    )
     parser.add_argument("out", help="output directory (reused to resume)")
     parser.add_argument("--N0", dest="n0", type=int, default=defaults.n0, help="selection samples")
     parser.add_argument("--N", dest="n", type=int, default=defaults.n, help="estimation samples")
@@ -75,6 +104,12 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
         default=job["indices"],
         help="'subset' (the fixed stratified evaluation subset), 'all', or start:stop[:step]",
     )
+    parser.add_argument(
+        "--arch",
+        help="the model of a plain state_dict: cifar_resnet20, cifar_resnet110, resnet50 (Cohen "
+        "et al.'s), resnet20, resnet110, lenet, a class_path, or '{class_path: ..., init_args: "
+        "{...}}'",
+    )
     parser.add_argument("--constant", action="store_true", help="constant sigma_b (Cohen et al.)")
     parser.add_argument("--radii", type=float, nargs="+", help="radii of the summary table")
     parser.add_argument("--device", default=job["device"], help="'auto', 'cpu', 'cuda:0', ...")
@@ -88,6 +123,10 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     parser.add_argument("--name", default=job["name"], help="label in tables and plots")
     parser.add_argument("--wandb-project", default=job["wandb_project"])
     data = parser.add_argument_group("data and sigma(x) overrides (default: the training run's)")
+    data.add_argument("--dataset", help="data set (needed for foreign checkpoints)")
+    data.add_argument(
+        "--dataset-options", type=_mapping, help="options of the data set, e.g. '{crop: 224}'"
+    )
     data.add_argument("--sigma-b", type=float)
     data.add_argument("--r", type=float, help="semi-elasticity of sigma(x) at test time")
     data.add_argument("--k", type=int)

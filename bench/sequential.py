@@ -251,7 +251,7 @@ def main() -> None:
     )
     dataset = datamodule.hparams.dataset
     print(
-        f"model: {module.hparams.model} on {dataset}, {model_note}; {len(indices)} inputs of the "
+        f"model: {module.hparams.network} on {dataset}, {model_note}; {len(indices)} inputs of the "
         f"class-stratified evaluation subset; n0 = {args.n0}, alpha = {args.alpha}, fixed n = "
         f"n_max = {args.n}, looks {look_schedule(args.n).tolist()}, batch {args.batch}, "
         f"{device.type}, {torch.get_num_threads()} threads"

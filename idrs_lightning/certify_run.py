@@ -22,10 +22,19 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ._validation import InvalidSetting
-from .checkpoints import file_digest, load_checkpoint
+from .checkpoints import (
+    CheckpointFile,
+    classifier_module,
+    file_digest,
+    foreign_classifier,
+    read_checkpoint,
+    training_data,
+)
 from .data.datamodule import SmoothingDataModule
 from .evaluation import EvaluatedClassifier, check_precision
+from .foreign import parse_arch
 from .metrics import certification_summary, default_radii
+from .models.class_path import check_logits
 from .output_claim import claim_output
 from .report import log_run_to_wandb, run_name, write_run_report
 from .results import ResultsWriter, certificate_row, completed_indices, merge, read_results
@@ -55,6 +64,8 @@ class CertifyConfig:
     name: str = ""
     wandb_project: str = "idrs-lightning"
     data: dict[str, object] = field(default_factory=dict)
+    # the architecture of a plain state_dict (a name or a class_path spec, foreign.parse_arch)
+    arch: str | None = None
 
     def validate(self) -> None:
         """One clear error per bad value, before anything is loaded."""
@@ -62,6 +73,8 @@ class CertifyConfig:
         if self.radii is not None and not all(math.isfinite(r) and r >= 0 for r in self.radii):
             raise InvalidSetting("radii", f"must be finite and >= 0, got {self.radii}")
         parse_indices(self.indices)
+        if self.arch is not None:
+            parse_arch(self.arch)
         _device(self.device)
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise InvalidSetting("out", f"{self.out} is a file; give a directory")
@@ -75,6 +88,7 @@ class CertifyConfig:
             **settings,
             "checkpoint": self.checkpoint,
             "checkpoint_sha256": file_digest(self.checkpoint),
+            "arch": self.arch,
             "test_data": test_data,
             "indices": self.indices,
             "constant": self.constant,
@@ -145,21 +159,22 @@ def run_certification(config: CertifyConfig) -> dict | None:
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
-    module, trained_data = load_checkpoint(config.checkpoint)
+    checkpoint = read_checkpoint(config.checkpoint)
     overrides = {k: v for k, v in config.data.items() if v is not None}
-    datamodule = SmoothingDataModule(**(trained_data | overrides))
-    datamodule.setup("test")
-    expected = tuple(module.hparams.sample_shape)
-    if datamodule.sample_shape != expected:
+    data = training_data(checkpoint) | overrides
+    if checkpoint.format != "train.py" and "dataset" not in data:
         raise InvalidSetting(
-            "checkpoint",
-            f"{config.checkpoint} was trained on samples of shape {expected}, but the data "
-            f"({datamodule.hparams.dataset}) has shape {datamodule.sample_shape}",
+            "dataset",
+            f"is needed: {config.checkpoint} is a {checkpoint.format} checkpoint, which holds "
+            "no data settings",
         )
+    datamodule = SmoothingDataModule(**data)
+    datamodule.setup("test")
+    classifier_body, num_classes = _classifier(config, checkpoint, datamodule)
     shard = _indices(config.indices, datamodule)[rank::world]
     device = _device(config.device)
     classifier = EvaluatedClassifier(
-        module.classifier.to(device), config.precision, config.channels_last
+        classifier_body.to(device), config.precision, config.channels_last
     ).eval()
     out = Path(config.out)
     if rank == 0:
@@ -176,7 +191,7 @@ def run_certification(config: CertifyConfig) -> dict | None:
         r = inputs.r  # the semi-elasticity certified with (0 for constant sigma)
         smooth = Smooth(
             classifier,
-            module.hparams.num_classes,
+            num_classes,
             r,
             config.settings,
             datamodule.value_range,
@@ -209,6 +224,35 @@ def run_certification(config: CertifyConfig) -> dict | None:
     if rank != 0:
         return None
     return _report(config, datamodule, r, out)
+
+
+def _classifier(
+    config: CertifyConfig, checkpoint: CheckpointFile, datamodule: SmoothingDataModule
+) -> tuple[torch.nn.Module, int]:
+    """The classifier to certify and its number of classes, checked against the data."""
+    shape = tuple(datamodule.sample_shape)
+    if checkpoint.format == "train.py":
+        if config.arch is not None:
+            raise InvalidSetting(
+                "arch", "is for foreign checkpoints; a train.py checkpoint names its model"
+            )
+        module = classifier_module(checkpoint)
+        expected = tuple(module.hparams.sample_shape)
+        if shape != expected:
+            raise InvalidSetting(
+                "checkpoint",
+                f"{config.checkpoint} was trained on samples of shape {expected}, but the data "
+                f"({datamodule.hparams.dataset}) has shape {shape}",
+            )
+        return module.classifier, int(module.hparams.num_classes)
+    classifier = foreign_classifier(
+        checkpoint, config.arch, datamodule.num_classes, shape, datamodule.normalization
+    )
+    try:
+        check_logits(classifier, datamodule.num_classes, shape, f"the {checkpoint.format} model")
+    except InvalidSetting as error:
+        raise InvalidSetting("checkpoint", f"{config.checkpoint}: {error.problem}") from None
+    return classifier, datamodule.num_classes
 
 
 def _radii(config: CertifyConfig, datamodule: SmoothingDataModule) -> list[float]:

@@ -1,8 +1,10 @@
-"""Loading a checkpoint written by ``train.py`` for certification, with ``weights_only``.
+"""Reading checkpoints for certification, with ``weights_only``: ``train.py``'s and foreign ones.
 
-The classifier is rebuilt from the saved hyperparameters and its weights; the training run's
-data settings come with it, including the ``m`` of Eq. 1 it chose (saved in the DataModule's
-state; checkpoints of earlier versions kept it as the hyperparameter ``m_resolved``).
+A ``train.py`` checkpoint rebuilds its classifier from the saved hyperparameters and brings the
+training run's data settings, including the ``m`` of Eq. 1 it chose (saved in the DataModule's
+state; checkpoints of earlier versions kept it as the hyperparameter ``m_resolved``). Foreign
+checkpoints (Cohen et al.'s format, a plain state_dict with ``--arch``, TorchScript; see
+:mod:`.foreign`) bring no data settings: the data comes from the command line.
 """
 
 from __future__ import annotations
@@ -11,14 +13,42 @@ import hashlib
 import inspect
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ._validation import InvalidSetting
 from .data.datamodule import SmoothingDataModule
+from .foreign import (
+    COHEN_ARCHITECTURES,
+    Statistics,
+    cohen_classifier,
+    parse_arch,
+    state_dict_classifier,
+    torchscript_classifier,
+)
 from .training import BaseClassifierModule
+
+#: What :func:`read_checkpoint` recognises.
+FORMATS: tuple[str, ...] = ("train.py", "cohen", "state_dict", "torchscript")
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A checkpoint as read: its ``format`` (one of :data:`FORMATS`) and content (``None``
+    for TorchScript, loaded when the classifier is built)."""
+
+    path: str
+    format: str
+    content: Any
+
+    @property
+    def arch(self) -> str | None:
+        """The architecture a Cohen et al. checkpoint names."""
+        return str(self.content["arch"]) if self.format == "cohen" else None
 
 
 def init_arguments(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
@@ -28,12 +58,22 @@ def init_arguments(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in hparams.items() if key in accepted}
 
 
-def load_checkpoint(path: str) -> tuple[BaseClassifierModule, dict[str, Any]]:
-    """The classifier and the training run's DataModule arguments (``m`` as chosen).
+def _is_torchscript(file: Path) -> bool:
+    """TorchScript archives hold their code (``<name>/code/``); other PyTorch files do not."""
+    if not zipfile.is_zipfile(file):
+        return False
+    with zipfile.ZipFile(file) as archive:
+        return any(
+            "/code/" in name or name.endswith("constants.pkl") for name in archive.namelist()
+        )
+
+
+def read_checkpoint(path: str) -> CheckpointFile:
+    """Read ``path`` with ``weights_only=True`` and tell its format.
 
     Raises:
-        InvalidSetting: naming the file and why it cannot serve, for anything that is not a
-            readable checkpoint written by ``train.py``.
+        InvalidSetting: naming the file and why it cannot serve: absent, empty, damaged,
+            holding objects other than tensors and plain data, or of no known format.
     """
     file = Path(path)
     if file.is_dir():
@@ -42,6 +82,8 @@ def load_checkpoint(path: str) -> tuple[BaseClassifierModule, dict[str, Any]]:
         raise InvalidSetting("checkpoint", f"{path} does not exist")
     if file.stat().st_size == 0:
         raise InvalidSetting("checkpoint", f"{path} is empty")
+    if _is_torchscript(file):
+        return CheckpointFile(path, "torchscript", None)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -57,31 +99,101 @@ def load_checkpoint(path: str) -> tuple[BaseClassifierModule, dict[str, Any]]:
         raise InvalidSetting(
             "checkpoint", f"{path} is damaged or not a PyTorch file ({reason})"
         ) from None
-    missing = ["hyper_parameters", "state_dict"]
-    if isinstance(state, dict):
-        missing = [key for key in missing if key not in state]
-    if missing:
-        raise InvalidSetting(
-            "checkpoint",
-            f"{path} has no {' or '.join(map(repr, missing))}: certify.py needs a checkpoint "
-            "written by train.py (a plain state_dict is not enough)",
-        )
+    if isinstance(state, dict) and {"hyper_parameters", "state_dict"} <= set(state):
+        return CheckpointFile(path, "train.py", state)
+    if isinstance(state, dict) and {"arch", "state_dict"} <= set(state):
+        return CheckpointFile(path, "cohen", state)
+    if (
+        isinstance(state, dict)
+        and state
+        and all(isinstance(value, torch.Tensor) for value in state.values())
+    ):
+        return CheckpointFile(path, "state_dict", state)
+    raise InvalidSetting(
+        "checkpoint",
+        f"{path} is of no known format: certify.py reads train.py checkpoints (with "
+        "'hyper_parameters' and 'state_dict'), Cohen et al.'s ('arch', 'state_dict'), a plain "
+        "state_dict (with --arch) and TorchScript files",
+    )
+
+
+def classifier_module(checkpoint: CheckpointFile) -> BaseClassifierModule:
+    """The :class:`BaseClassifierModule` of a ``train.py`` checkpoint, with its weights."""
+    hparams = dict(checkpoint.content["hyper_parameters"])
+    if "model" in hparams and "network" not in hparams:  # written before class_path networks
+        hparams["network"] = hparams.pop("model")
     try:
-        module = BaseClassifierModule(
-            **init_arguments(BaseClassifierModule, state["hyper_parameters"])
-        )
-        module.load_state_dict(state["state_dict"])
+        module = BaseClassifierModule(**init_arguments(BaseClassifierModule, hparams))
+        module.load_state_dict(checkpoint.content["state_dict"])
+    except InvalidSetting as error:
+        raise InvalidSetting("checkpoint", f"{checkpoint.path}: {error}") from None
     except (RuntimeError, TypeError, ValueError) as error:
         reason = str(error).splitlines()[0]
         raise InvalidSetting(
-            "checkpoint", f"{path}: its weights do not fit its model ({reason})"
+            "checkpoint", f"{checkpoint.path}: its weights do not fit its model ({reason})"
         ) from None
+    return module
+
+
+def training_data(checkpoint: CheckpointFile) -> dict[str, Any]:
+    """The DataModule arguments of the training run (``m`` as chosen); ``{}`` for foreign
+    checkpoints, except the data set a Cohen et al. CIFAR architecture was trained on."""
+    if checkpoint.format != "train.py":
+        dataset = COHEN_ARCHITECTURES.get(checkpoint.arch or "", ("",))[0]
+        return {"dataset": dataset} if dataset == "cifar10" else {}
+    state = checkpoint.content
     hparams = dict(state.get("datamodule_hyper_parameters", {}))
     data = init_arguments(SmoothingDataModule, hparams)
     chosen = state.get(SmoothingDataModule.__qualname__, {}).get("m", hparams.get("m_resolved"))
     if chosen is not None:
         data["m"] = chosen  # the training run's choice, not a re-estimate
-    return module, data
+    return data
+
+
+def foreign_classifier(
+    checkpoint: CheckpointFile,
+    arch: str | None,
+    num_classes: int,
+    sample_shape: tuple[int, ...],
+    normalization: Statistics,
+) -> nn.Module:
+    """The classifier of a foreign checkpoint for data of ``num_classes`` and ``sample_shape``
+    (whose ``normalization`` serves a bare network's state_dict).
+
+    Raises:
+        InvalidSetting: naming ``arch`` where a plain state_dict has none or a Cohen et al.
+            checkpoint names another, or naming the checkpoint where weights do not fit.
+    """
+    if checkpoint.format == "torchscript":
+        return torchscript_classifier(checkpoint.path)
+    if checkpoint.format == "cohen":
+        if arch is not None and arch != checkpoint.arch:
+            raise InvalidSetting(
+                "arch", f"{arch!r} contradicts the checkpoint's arch {checkpoint.arch!r}"
+            )
+        return cohen_classifier(str(checkpoint.arch), checkpoint.content["state_dict"])
+    if arch is None:
+        raise InvalidSetting(
+            "arch", f"is needed: {checkpoint.path} is a plain state_dict, which names no model"
+        )
+    parse_arch(arch)
+    return state_dict_classifier(arch, checkpoint.content, num_classes, sample_shape, normalization)
+
+
+def load_checkpoint(path: str) -> tuple[BaseClassifierModule, dict[str, Any]]:
+    """The classifier module and the training run's DataModule arguments of a ``train.py``
+    checkpoint.
+
+    Raises:
+        InvalidSetting: naming the file, for anything else.
+    """
+    checkpoint = read_checkpoint(path)
+    if checkpoint.format != "train.py":
+        raise InvalidSetting(
+            "checkpoint",
+            f"{path} is a {checkpoint.format} checkpoint; this needs one written by train.py",
+        )
+    return classifier_module(checkpoint), training_data(checkpoint)
 
 
 def file_digest(path: str) -> str:

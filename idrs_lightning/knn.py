@@ -34,6 +34,28 @@ except ImportError:  # pragma: no cover - exercised where faiss is not installed
     faiss = None
 
 
+#: The searches of :func:`mean_knn_distance`; all are exact.
+BACKENDS: tuple[str, ...] = ("auto", "faiss", "torch")
+
+
+def check_exact_backend(backend: str) -> str:
+    """``backend`` if it is one of :data:`BACKENDS`.
+
+    Raises:
+        ValueError: for anything else. sigma(x) must be the exact mean kNN distance: Theorem 8
+            needs it r-semi-elastic, ``|log sigma(x) - log sigma(x')| <= r ||x - x'||``, which
+            the exact distance to the k-th neighbours guarantees (it is 1-Lipschitz) and an
+            approximate index (IVF, HNSW, PQ, LSH) does not, so certificates would not hold.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"knn_backend must be one of {', '.join(BACKENDS)} (exact searches), got "
+            f"{backend!r}: an approximate index would not make sigma(x) r-semi-elastic, which "
+            "Theorem 8 needs for the certificate"
+        )
+    return backend
+
+
 def faiss_available() -> bool:
     """Whether the optional faiss package is importable."""
     return faiss is not None
@@ -128,8 +150,7 @@ def mean_knn_distance(
     available = len(base) - (1 if leave_out else 0)
     if not 1 <= k <= available:
         raise ValueError(f"k must lie in [1, {available}] for this database, got {k}")
-    if backend not in ("auto", "faiss", "torch"):
-        raise ValueError(f"backend must be one of 'auto', 'faiss', 'torch', got {backend!r}")
+    check_exact_backend(backend)
     if backend == "faiss" and not faiss_available():
         raise ValueError("backend 'faiss' requested but faiss is not installed")
     cuda = torch.cuda.is_available()
@@ -154,6 +175,20 @@ def mean_knn_distance(
     return result
 
 
+def exact_distances(
+    queries: NDArray[np.float32], base: NDArray[np.float32], candidates: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Euclidean distances in float64 from each query row to its candidate ``base`` rows
+    (shape of ``candidates``), one candidate column at a time (memory: queries x features).
+    Each distance is a function of its two vectors only, whatever the batch around it."""
+    query = queries.astype(np.float64)
+    distance = np.empty(candidates.shape, dtype=np.float64)
+    for column in range(candidates.shape[1]):
+        diff = base[candidates[:, column]].astype(np.float64) - query
+        distance[:, column] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return distance
+
+
 def _exact_mean(
     chunk: NDArray[np.float32],
     base: NDArray[np.float32],
@@ -165,11 +200,7 @@ def _exact_mean(
 
     One candidate column at a time, so memory stays at ``chunk x features``.
     """
-    query = chunk.astype(np.float64)
-    distance = np.empty(candidates.shape, dtype=np.float64)
-    for column in range(candidates.shape[1]):
-        diff = base[candidates[:, column]].astype(np.float64) - query
-        distance[:, column] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    distance = exact_distances(chunk, base, candidates)
     if own_rows is not None:
         distance = np.where(candidates == own_rows[:, None], np.inf, distance)
     return np.sort(distance, axis=1)[:, :k].mean(axis=1)

@@ -15,13 +15,16 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch.distributed as dist
 from numpy.typing import NDArray
 
 from .knn import mean_knn_distance
+from .knn_streamed import RowSource, rank_and_size, streamed_mean_knn_distance
 
 log = logging.getLogger(__name__)
 
@@ -130,4 +133,54 @@ def cached_mean_knn_distance(
         )
         _save(path, key, distances)
         log.info("kNN distances for %s (k=%d) cached in %s", query_identity, k, path)
+    return distances
+
+
+def cached_streamed_mean_knn_distance(
+    cache_dir: str | os.PathLike,
+    queries: RowSource,
+    query_identity: str,
+    database: RowSource,
+    reference_identity: str,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    self_index: NDArray[np.int64] | None = None,
+    **chunks: object,
+) -> NDArray[np.float64]:
+    """:func:`~idrs_lightning.knn_streamed.streamed_mean_knn_distance` (sharded over the
+    ``torch.distributed`` ranks, if any), read from or written to the same cache entry as the
+    in-memory search (the distances are the same). Rank 0 reads and writes the file and gives
+    the result to every rank; an interrupted computation resumes from ``<entry>.partial/``.
+    """
+    if exclude_self:
+        self_index = np.arange(len(queries))
+    leave_out = self_index is not None
+    if self_index is not None and not exclude_self:
+        digest = hashlib.blake2b(np.asarray(self_index, dtype=np.int64).tobytes(), digest_size=16)
+        query_identity = f"{query_identity}:rows={digest.hexdigest()}"
+    key = cache_key(query_identity, reference_identity, k, leave_out)
+    path = cache_path(cache_dir, key)
+    rank, size = rank_and_size()
+    stored = [_load(path, key, len(queries)) if rank == 0 else None]
+    if size > 1:
+        dist.broadcast_object_list(stored, src=0)
+    if stored[0] is not None:
+        return stored[0]
+    progress = path.with_suffix(".partial")
+    distances = streamed_mean_knn_distance(
+        queries,
+        database,
+        k,
+        self_index=self_index,
+        progress_dir=progress,
+        progress_key=key,
+        **chunks,
+    )
+    if rank == 0:
+        _save(path, key, distances)
+        shutil.rmtree(progress, ignore_errors=True)
+        log.info("kNN distances for %s (k=%d) cached in %s", query_identity, k, path)
+    if size > 1:
+        dist.barrier()
     return distances

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from ._validation import InvalidSetting, check_float, check_int
-from .models import build_model
+from .models import build_classifier, class_path_of
 
 
 def add_gaussian_noise(
@@ -35,8 +35,12 @@ class BaseClassifierModule(pl.LightningModule):
     """A base classifier trained for randomized smoothing.
 
     Args:
-        model: architecture name for :func:`~idrs_lightning.models.build_model`
-            ("lenet", "resnet20", "resnet110", "mlp").
+        network: a built-in architecture ("lenet", "resnet20", "resnet110", "mlp"), or any
+            ``torch.nn.Module`` (on the command line by ``class_path`` and ``init_args``, e.g.
+            ``torchvision.models.resnet18`` with ``num_classes: 10``), which gets the data's
+            normalisation as its first layer (:func:`~idrs_lightning.models.build_classifier`).
+            Checkpoints record the class_path and init_args, so they load with
+            ``weights_only=True``; a module passed as an object records only its class.
         augment: add Gaussian noise with the batch's per-sample sigma during training.
         lr, momentum, weight_decay: SGD settings.
         lr_step, lr_gamma: step schedule (multiply by ``lr_gamma`` every ``lr_step`` epochs).
@@ -51,7 +55,7 @@ class BaseClassifierModule(pl.LightningModule):
 
     def __init__(
         self,
-        model: str = "lenet",
+        network: str | nn.Module = "lenet",
         augment: bool = True,
         lr: float = 0.1,
         momentum: float = 0.9,
@@ -69,6 +73,13 @@ class BaseClassifierModule(pl.LightningModule):
                 raise InvalidSetting(name, f"must be a non-negative number, got {value!r}")
         check_int("lr_step", lr_step, 1)
         self.save_hyperparameters()
+        # a module given as an object is built into the classifier once the data is known; it is
+        # held outside the module tree until then, and its hyperparameter is its class alone
+        self._network_object: tuple[nn.Module, ...] = ()
+        if isinstance(network, nn.Module):
+            self._network_object = (network,)
+            if isinstance(self.hparams.network, nn.Module):
+                self.hparams.network = {"class_path": class_path_of(network)}
         self.classifier: nn.Module | None = None
         if num_classes is not None and sample_shape is not None:
             self._build(num_classes, tuple(sample_shape))
@@ -82,9 +93,8 @@ class BaseClassifierModule(pl.LightningModule):
         """The classifier; its first layer normalises with the data's statistics (restored
         from the state dict when loading a checkpoint, so the shape's default serves there)."""
         mean, std = normalization if normalization is not None else (None, None)
-        self.classifier = build_model(
-            self.hparams.model, num_classes, sample_shape, mean=mean, std=std
-        )
+        network = self._network_object[0] if self._network_object else self.hparams.network
+        self.classifier = build_classifier(network, num_classes, sample_shape, mean=mean, std=std)
         self.hparams.num_classes = num_classes
         self.hparams.sample_shape = list(sample_shape)
         # what loggers receive (hparams_initial) is the model as built, not its null defaults

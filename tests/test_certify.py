@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory, offline_env) -> Path:
             "--data.r=0.05",
             f"--data.root={base / 'data'}",
             "--data.eval_subset_size=40",
-            "--model.model=lenet",
+            "--model.network=lenet",
             "--trainer.max_epochs=1",
             "--trainer.accelerator=cpu",
             "--trainer.enable_progress_bar=false",

@@ -323,7 +323,7 @@ def test_synthetic_options_are_validated(name: str, option: str, value: object) 
 
 
 def test_unknown_name_split_and_option() -> None:
-    with pytest.raises(ValueError, match=r"name must be one of mnist, .*cone; got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"name must be one of mnist, .*imagefolder; got 'imagenet'"):
         load_split("imagenet", "train", "unused")
     with pytest.raises(ValueError, match=r"split must be one of train, test; got 'val'"):
         load_split("digits", "val", "unused")
@@ -334,7 +334,15 @@ def test_unknown_name_split_and_option() -> None:
 
 
 def test_dataset_names_are_the_documented_ones() -> None:
-    assert DATASETS == ("mnist", "fashion_mnist", "cifar10", "digits", "disc", "cone")
+    assert DATASETS == (
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+        "digits",
+        "disc",
+        "cone",
+        "imagefolder",
+    )
 
 
 MNIST_STATS = ((0.1307,), (0.3081,))
@@ -346,6 +354,7 @@ STATISTICS = {
     "digits": MNIST_STATS,
     "disc": IDENTITY_STATS,
     "cone": IDENTITY_STATS,
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's, torchvision's
 }
 
 
@@ -356,7 +365,7 @@ def test_normalization_statistics_of_each_data_set(name: str) -> None:
 
 def test_normalization_rejects_an_unknown_name() -> None:
     assert tuple(STATISTICS) == DATASETS
-    with pytest.raises(ValueError, match=r"dataset must be one of mnist, .*cone; got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"dataset must be one of mnist, .*imagefolder; got 'imagenet'"):
         normalization("imagenet")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,22 @@ class ArraySplit:
             )
         if self.x.shape[0] != self.y.shape[0]:
             raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def rows(self, indices: Sequence[int] | NDArray[np.int64]) -> NDArray[np.float32]:
+        """The samples ``indices`` (a copy; a memory-mapped ``x`` reads only those rows)."""
+        return np.asarray(self.x[np.asarray(indices, dtype=np.int64)], dtype=np.float32)
+
+    def subset(self, indices: NDArray[np.int64]) -> ArraySplit:
+        """The split restricted to ``indices`` (same identity: rows of the same data)."""
+        rows = np.asarray(indices, dtype=np.int64)
+        return ArraySplit(self.x[rows], self.y[rows], self.num_classes, self.identity)
 
 
 def split_identity(

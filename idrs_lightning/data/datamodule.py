@@ -28,10 +28,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._validation import InvalidSetting, check_choice, check_int
-from ..knn import mean_knn_distance
-from ..knn_cache import cached_mean_knn_distance
+from ..knn import check_exact_backend, mean_knn_distance
+from ..knn_cache import cached_mean_knn_distance, cached_streamed_mean_knn_distance
+from ..knn_streamed import streamed_mean_knn_distance
 from ..sigma import KnnSigma, MChoice
-from .sources import DATASETS, ArraySplit, load_split
+from .folders import FolderSplit
+from .sources import DATASETS, ArraySplit, Split, load_split
 from .statistics import normalization, value_range
 from .subsets import stratified_subset
 
@@ -89,7 +91,11 @@ class SmoothingDataModule(pl.LightningDataModule):
         cache_dir: kNN distance cache (default ``root/knn-cache``).
         download: allow downloading MNIST / CIFAR-10 / Fashion-MNIST.
         dataset_options: extra options of the data set (e.g. ``{"dim": 60}`` for "cone").
-        knn_backend: "auto", "faiss" or "torch".
+        knn_backend: "auto", "faiss" or "torch" (exact searches; approximate indexes are
+            refused: sigma(x) would not be r-semi-elastic, which Theorem 8 needs).
+        knn_query_chunk, knn_database_chunk: rows held at once by the streamed kNN search of
+            data not held in memory (``imagefolder``), sharded over the ``torch.distributed``
+            ranks when there are several (:mod:`~idrs_lightning.knn_streamed`).
 
     Raises:
         ValueError: for an unknown data set or invalid sigma settings (at construction), and
@@ -117,9 +123,14 @@ class SmoothingDataModule(pl.LightningDataModule):
         download: bool = False,
         dataset_options: dict | None = None,
         knn_backend: str = "auto",
+        knn_query_chunk: int = 1024,
+        knn_database_chunk: int = 4096,
     ) -> None:
         super().__init__()
         check_choice("dataset", dataset, DATASETS)
+        check_exact_backend(knn_backend)
+        check_int("knn_query_chunk", knn_query_chunk, 1)
+        check_int("knn_database_chunk", knn_database_chunk, 1)
         check_int("batch_size", batch_size, 1)
         if m_sample_size is not None:
             check_int("m_sample_size", m_sample_size, 1)
@@ -138,7 +149,7 @@ class SmoothingDataModule(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(root) / "knn-cache"
         self.datasets: dict[str, SigmaDataset] = {}
         self.distances: dict[str, np.ndarray] = {}
-        self._splits: dict[str, ArraySplit] = {}
+        self._splits: dict[str, Split] = {}
         self.sample_shape: tuple[int, ...] = ()
         self.num_classes = 0
 
@@ -183,11 +194,11 @@ class SmoothingDataModule(pl.LightningDataModule):
         """Load what ``stage`` needs: for "fit" (or ``None``) both splits with their sigma,
         otherwise the test split (and the training split only for a kNN sigma)."""
         test = self._split("test")
-        self.sample_shape = tuple(test.x.shape[1:])
+        self.sample_shape = tuple(test.sample_shape)
         self.num_classes = test.num_classes
         training = stage in ("fit", None)
         if self.test_sigma.r > 0 or (training and self.train_sigma.r > 0):
-            k, size = self.hparams.k, len(self._split("train").y)
+            k, size = self.hparams.k, len(self._split("train"))
             if k >= size:
                 raise InvalidSetting("k", f"({k}) must be smaller than the training set ({size})")
         if training:
@@ -198,6 +209,12 @@ class SmoothingDataModule(pl.LightningDataModule):
     def test_size(self) -> int:
         """Number of inputs in the test split."""
         return len(self._split("test").y)
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The class names of an image folder (its class folders), else ``None``."""
+        test = self._split("test")
+        return test.classes if isinstance(test, FolderSplit) else None
 
     @property
     def test_identity(self) -> str:
@@ -233,7 +250,7 @@ class SmoothingDataModule(pl.LightningDataModule):
             )
         rows = torch.as_tensor(chosen, dtype=torch.long)
         test = self._split("test")
-        x, y = torch.from_numpy(test.x)[rows], torch.from_numpy(test.y)[rows]
+        x, y = torch.from_numpy(test.rows(rows.numpy())), torch.from_numpy(test.y)[rows]
         if constant:
             sigma = torch.full((len(chosen),), float(self.hparams.sigma_b), dtype=torch.float64)
             return CertificationInputs(chosen, x, y, sigma, 0.0)
@@ -241,8 +258,15 @@ class SmoothingDataModule(pl.LightningDataModule):
         return CertificationInputs(chosen, x, y, sigma, self.r)
 
     def split_arrays(self, split: str) -> ArraySplit:
-        """The inputs and labels of ``split`` ("train" or "test") as loaded (no sigma)."""
-        return self._split(check_choice("split", split, ("train", "test")))
+        """The inputs and labels of ``split`` ("train" or "test") as loaded (no sigma).
+
+        Raises:
+            InvalidSetting: for an image folder, which is not held in memory.
+        """
+        data = self._split(check_choice("split", split, ("train", "test")))
+        if not isinstance(data, ArraySplit):
+            raise InvalidSetting("dataset", f"{self.hparams.dataset} is read per batch, not held")
+        return data
 
     def sigma_at(self, x: np.ndarray) -> np.ndarray:
         """sigma(x) of the test design (Eq. 1 at rate ``r``, the same ``m``) at arbitrary
@@ -251,15 +275,24 @@ class SmoothingDataModule(pl.LightningDataModule):
             return np.full(len(x), float(self.test_sigma.sigma_b))
         self._choose_m()
         train = self._split("train")
-        distances = mean_knn_distance(
-            np.asarray(x, dtype=np.float32),
-            train.x,
-            self.hparams.k,
-            backend=self.hparams.knn_backend,
-        )
+        points = np.asarray(x, dtype=np.float32)
+        if isinstance(train, ArraySplit):
+            distances = mean_knn_distance(
+                points, train.x, self.hparams.k, backend=self.hparams.knn_backend
+            )
+        else:
+            queries = ArraySplit(points, np.zeros(len(points), dtype=np.int64), 1, "points")
+            distances = streamed_mean_knn_distance(queries, train, self.hparams.k, **self._chunks)
         return np.asarray(self.test_sigma(distances), dtype=np.float64)
 
-    def _split(self, split: str) -> ArraySplit:
+    @property
+    def _chunks(self) -> dict[str, int]:
+        return {
+            "query_chunk": self.hparams.knn_query_chunk,
+            "database_chunk": self.hparams.knn_database_chunk,
+        }
+
+    def _split(self, split: str) -> Split:
         if split not in self._splits:
             self._splits[split] = load_split(
                 self.hparams.dataset,
@@ -274,18 +307,21 @@ class SmoothingDataModule(pl.LightningDataModule):
         """The split with its sigma in float32 (for training and validation batches)."""
         if split not in self.datasets:
             data = self._split(split)
-            self.datasets[split] = SigmaDataset(
-                torch.from_numpy(data.x),
-                torch.from_numpy(data.y),
-                torch.from_numpy(self._sigma(split).astype(np.float32)),
-            )
+            sigma = torch.from_numpy(self._sigma(split).astype(np.float32))
+            if isinstance(data, FolderSplit):
+                options = self.hparams.dataset_options or {}
+                crop = options.get("train_crop", "random_resized") if split == "train" else None
+                self.datasets[split] = data.dataset(sigma, crop)
+            else:
+                x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+                self.datasets[split] = SigmaDataset(x, y, sigma)
         return self.datasets[split]
 
     def _sigma(self, split: str) -> np.ndarray:
         """sigma(x) of every sample in float64: Eq. 1 at the split's rate, or constant at 0."""
         design = self.train_sigma if split == "train" else self.test_sigma
         if design.r == 0:
-            return np.full(len(self._split(split).y), float(design.sigma_b))
+            return np.full(len(self._split(split)), float(design.sigma_b))
         self._choose_m()
         design = self.train_sigma if split == "train" else self.test_sigma
         return np.asarray(design(self._mean_distances(split)), dtype=np.float64)
@@ -298,17 +334,30 @@ class SmoothingDataModule(pl.LightningDataModule):
             self.distances[split] = self._knn(queries, exclude_self=split == "train")
         return self.distances[split]
 
-    def _knn(self, queries: ArraySplit, **leave_out: object) -> np.ndarray:
+    def _knn(self, queries: Split, **leave_out: object) -> np.ndarray:
+        """Against the training split: in memory for arrays, else streamed in chunks and
+        sharded over the distributed ranks (the same distances, the same cache entry)."""
         train = self._split("train")
-        return cached_mean_knn_distance(
+        if isinstance(queries, ArraySplit) and isinstance(train, ArraySplit):
+            return cached_mean_knn_distance(
+                self.cache_dir,
+                queries.x,
+                queries.identity,
+                train.x,
+                train.identity,
+                self.hparams.k,
+                backend=self.hparams.knn_backend,
+                **leave_out,
+            )
+        return cached_streamed_mean_knn_distance(
             self.cache_dir,
-            queries.x,
+            queries,
             queries.identity,
-            train.x,
+            train,
             train.identity,
             self.hparams.k,
-            backend=self.hparams.knn_backend,
             **leave_out,
+            **self._chunks,
         )
 
     def _choose_m(self) -> None:
@@ -319,12 +368,11 @@ class SmoothingDataModule(pl.LightningDataModule):
             return
         train = self._split("train")
         sample = self.hparams.m_sample_size
-        if self.train_sigma.r > 0 or sample is None or sample >= len(train.y):
-            reference, used = self._mean_distances("train"), len(train.y)
+        if self.train_sigma.r > 0 or sample is None or sample >= len(train):
+            reference, used = self._mean_distances("train"), len(train)
         else:
-            rows = np.sort(np.random.default_rng(0).choice(len(train.y), sample, replace=False))
-            subset = ArraySplit(train.x[rows], train.y[rows], train.num_classes, train.identity)
-            reference, used = self._knn(subset, self_index=rows), sample
+            rows = np.sort(np.random.default_rng(0).choice(len(train), sample, replace=False))
+            reference, used = self._knn(train.subset(rows), self_index=rows), sample
         self._use_m(self.test_sigma.with_m_from(reference).m)
         log.info(
             "kNN sigma: k=%d, m=%s over %d training points -> %.6g",

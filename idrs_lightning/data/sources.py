@@ -19,7 +19,11 @@ name                    source                     shape of ``x``              c
 ``"digits"``            scikit-learn               (1297 | 500, 1, 8, 8)       10
 ``"disc"``              Appendix A.1 (2-D)         (2 * per_class, 2)          2
 ``"cone"``              Appendix A.5 (N-D)         (2 * per_class, dim)        2
+``"imagefolder"``       ``root/{train,val}/<c>/``  (files, 3, crop, crop)      folders
 ======================  =========================  ==========================  ===========
+
+``"imagefolder"`` (ImageNet's layout or any other) is not held in memory: it returns a
+:class:`~.folders.FolderSplit` of file names and labels whose images are decoded per batch.
 
 The loaders live in :mod:`.vision`, :mod:`.digits` and :mod:`.synthetic`; :func:`normalization`
 gives each data set's ``(mean, std)`` for the model's first layer.
@@ -39,7 +43,8 @@ from typing import Any
 from .._validation import check_choice
 from .arrays import SPLITS, ArraySplit
 from .digits import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, load_digits
-from .statistics import normalization
+from .folders import TRAIN_CROPS, FolderSplit, load_folder_split
+from .statistics import IMAGENET_MEAN, IMAGENET_STD, normalization
 from .synthetic import CONE_DIM_RANGE, generate_cone, generate_disc
 from .vision import FASHION_MNIST_SYSTEM_DIR, load_vision
 
@@ -51,11 +56,23 @@ __all__ = [
     "FASHION_MNIST_SYSTEM_DIR",
     "SPLITS",
     "ArraySplit",
+    "FolderSplit",
+    "Split",
     "load_split",
     "normalization",
 ]
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "digits", "disc", "cone")
+DATASETS: tuple[str, ...] = (
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "digits",
+    "disc",
+    "cone",
+    "imagefolder",
+)
+#: What a source returns: arrays in memory, or an image folder read per batch.
+Split = ArraySplit | FolderSplit
 
 
 def load_split(
@@ -65,7 +82,7 @@ def load_split(
     *,
     download: bool = False,
     **options: Any,
-) -> ArraySplit:
+) -> Split:
     """Load one split of a data set.
 
     Parameters
@@ -88,6 +105,10 @@ def load_split(
         - ``cone`` (Appendix A.5): ``dim`` [60], ``half_angle_deg`` [5.0],
           ``per_class_train`` [500], ``per_class_test`` [100], ``radial_df`` [2.0],
           ``radial_scale`` [1.0], ``seed`` [0].
+        - ``imagefolder`` (``root/train/<class>/``, ``root/val/<class>/``): ``resize`` [256]
+          and ``crop`` [224] of the evaluation view, ``train_crop`` ["random_resized"; or
+          "padded", "center"] of training batches, ``mean`` and ``std`` of the model's first
+          layer [ImageNet's].
 
     Returns
     -------
@@ -122,6 +143,8 @@ def load_split(
         return generate_cone(split, **settings)
     if name == "digits":
         return load_digits(split)
+    if name == "imagefolder":
+        return load_folder_split(root, split, settings["resize"], settings["crop"])
     return load_vision(name, split, Path(root), download, **settings)
 
 
@@ -134,6 +157,13 @@ def _default_options(name: str) -> dict[str, Any]:
         "digits": {},
         "disc": {**synthetic, "sector_angle_deg": 5.0},
         "cone": {**synthetic, "dim": 60, "half_angle_deg": 5.0, "radial_scale": 1.0},
+        "imagefolder": {
+            "resize": 256,
+            "crop": 224,
+            "train_crop": "random_resized",
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+        },
     }[name]
 
 
@@ -143,4 +173,9 @@ def _resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         allowed = ", ".join(sorted(defaults)) or "none"
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name!r}; allowed: {allowed}")
-    return {**defaults, **options}
+    settings = {**defaults, **options}
+    if name == "imagefolder" and settings["train_crop"] not in TRAIN_CROPS:
+        raise ValueError(
+            f"train_crop must be one of {', '.join(TRAIN_CROPS)}; got {settings['train_crop']!r}"
+        )
+    return settings

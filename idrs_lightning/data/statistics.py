@@ -16,6 +16,12 @@ FASHION_MNIST_MEAN: tuple[float, ...] = (0.2860,)
 FASHION_MNIST_STD: tuple[float, ...] = (0.3530,)
 CIFAR10_MEAN: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
+#: ImageNet's statistics as torchvision and Cohen et al. (``code/datasets.py``) use them.
+IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
+#: CIFAR-10 as Cohen et al.'s ``code/datasets.py`` normalises it (their released models).
+COHEN_CIFAR10_MEAN: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
+COHEN_CIFAR10_STD: tuple[float, ...] = (0.2023, 0.1994, 0.2010)
 
 _IDENTITY: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
 _STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -25,6 +31,7 @@ _STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "digits": (MNIST_MEAN, MNIST_STD),  # grey-scale digits in [0, 1], as MNIST
     "disc": _IDENTITY,
     "cone": _IDENTITY,
+    "imagefolder": (IMAGENET_MEAN, IMAGENET_STD),  # unless its options give mean and std
 }
 
 
@@ -33,7 +40,8 @@ def normalization(
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """``(mean, std)``, one value per channel, of a data set of :data:`.sources.DATASETS`.
 
-    The synthetic ``disc`` points get the identity ``((0.0,), (1.0,))``; ``cone`` points are
+    An ``imagefolder`` takes its ``mean`` / ``std`` options, by default ImageNet's. The
+    synthetic ``disc`` points get the identity ``((0.0,), (1.0,))``; ``cone`` points are
     divided by their ``radial_scale`` option (the generator's distance unit), so that the
     network sees distances of order one at every scale.
 
@@ -43,6 +51,10 @@ def normalization(
         Unknown name.
     """
     statistics = _STATISTICS[check_choice("dataset", dataset, tuple(_STATISTICS))]
+    if dataset == "imagefolder":
+        given = options or {}
+        mean, std = given.get("mean", statistics[0]), given.get("std", statistics[1])
+        return tuple(map(float, mean)), tuple(map(float, std))  # type: ignore[arg-type]
     if dataset == "cone":
         scale = float((options or {}).get("radial_scale", 1.0))  # type: ignore[arg-type]
         return (0.0,), (scale,)
@@ -57,6 +69,7 @@ _RANGES: dict[str, tuple[float, float] | None] = {
     "digits": _UNIT_INTERVAL,
     "disc": None,  # points in R^d: no range
     "cone": None,
+    "imagefolder": _UNIT_INTERVAL,
 }
 
 

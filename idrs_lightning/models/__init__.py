@@ -11,7 +11,9 @@ data pipeline, as in Cohen et al. (2019), ``code/datasets.py``.
   depth ``6n + 2``, laid out as in Cohen et al.'s ``archs/cifar_resnet.py``.
 - :class:`MLP`: fully connected ReLU network, the IDRS paper's toy model (Appendix A.1).
 
-:func:`build_model` picks input sizes and normalisation defaults from one sample's shape.
+:func:`build_model` picks input sizes and normalisation defaults from one sample's shape;
+:func:`build_classifier` also takes any ``torch.nn.Module`` a user brings (an object or its
+LightningCLI ``class_path`` + ``init_args``) and puts the data's :class:`Normalize` in front.
 
 References
 ----------
@@ -33,10 +35,11 @@ from ..data.statistics import (
     MNIST_MEAN,
     MNIST_STD,
 )
+from .class_path import class_path_of, instantiate_network
 from .lenet import LeNet
 from .mlp import MLP
 from .normalize import Normalize
-from .registry import MODEL_NAMES, build_model, default_normalization
+from .registry import MODEL_NAMES, NetworkSpec, build_classifier, build_model, default_normalization
 from .resnet import BasicBlock, CifarResNet, cifar_resnet, resnet20, resnet110
 
 __all__ = [
@@ -51,10 +54,14 @@ __all__ = [
     "BasicBlock",
     "CifarResNet",
     "LeNet",
+    "NetworkSpec",
     "Normalize",
+    "build_classifier",
     "build_model",
     "cifar_resnet",
+    "class_path_of",
     "default_normalization",
+    "instantiate_network",
     "resnet20",
     "resnet110",
 ]

@@ -1,14 +1,17 @@
-"""Models by name: :func:`build_model` sizes a classifier and its normalisation from a sample."""
+"""Models by name or by class_path: :func:`build_model` sizes a built-in classifier and its
+normalisation from a sample; :func:`build_classifier` also takes a network a user brings."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
-from .._validation import check_choice, is_int
+from .._validation import InvalidSetting, check_choice, is_int
 from ..data.statistics import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
+from .class_path import check_logits, class_path_of, instantiate_network, wrap_network
 from .lenet import LeNet
 from .mlp import MLP
 from .normalize import Stat
@@ -83,3 +86,43 @@ def build_model(
         return LeNet(num_classes, channels, (height, width), mean=mean, std=std)
     depth = 20 if name == "resnet20" else 110
     return cifar_resnet(depth, num_classes, mean, std, in_channels=channels)
+
+
+#: What a classifier's network may be: a built-in name, a module, or its class_path spec.
+NetworkSpec = str | nn.Module | Mapping[str, Any]
+
+
+def build_classifier(
+    network: NetworkSpec,
+    num_classes: int,
+    sample_shape: Sequence[int],
+    *,
+    mean: Stat | None = None,
+    std: Stat | None = None,
+) -> nn.Module:
+    """The classifier for ``network``: a built-in name (:func:`build_model`), or a network a
+    user brings (a module, or ``{"class_path", "init_args"}``) behind ``Normalize(mean, std)``
+    (defaults: :func:`default_normalization`).
+
+    Raises:
+        InvalidSetting: naming ``network``, for an unknown name, a class_path that builds no
+            module, or a network whose logits are not ``(batch, num_classes)`` for the data.
+    """
+    if isinstance(network, str):
+        if network not in MODEL_NAMES:
+            hint = " (a class_path needs its init_args, e.g. num_classes)" if "." in network else ""
+            raise InvalidSetting(
+                "network",
+                f"must be one of {', '.join(MODEL_NAMES)} or a class_path with init_args; "
+                f"got {network!r}{hint}",
+            )
+        return build_model(network, num_classes, sample_shape, mean=mean, std=std)
+    body = network if isinstance(network, nn.Module) else instantiate_network(network)
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std, or neither")
+    if mean is None or std is None:
+        mean, std = default_normalization(sample_shape)
+    classifier = wrap_network(body, mean, std)
+    name = class_path_of(body)
+    check_logits(classifier, num_classes, tuple(sample_shape), name)
+    return classifier
