@@ -323,7 +323,7 @@ def test_synthetic_options_are_validated(name: str, option: str, value: object) 
 
 
 def test_unknown_name_split_and_option() -> None:
-    with pytest.raises(ValueError, match=r"name must be one of mnist, .*imagefolder; got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"name must be one of mnist, .*; got 'imagenet'"):
         load_split("imagenet", "train", "unused")
     with pytest.raises(ValueError, match=r"split must be one of train, test; got 'val'"):
         load_split("digits", "val", "unused")
@@ -365,7 +365,7 @@ def test_normalization_statistics_of_each_data_set(name: str) -> None:
 
 def test_normalization_rejects_an_unknown_name() -> None:
     assert tuple(STATISTICS) == DATASETS
-    with pytest.raises(ValueError, match=r"dataset must be one of mnist, .*imagefolder; got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"dataset must be one of mnist, .*; got 'imagenet'"):
         normalization("imagenet")
 
 
