@@ -1,0 +1,226 @@
+"""The streamed, sharded exact kNN of Eq. 1: equal to the in-memory search and to brute force,
+for any chunking and number of processes, resumable, and refusing approximate indexes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idrs_lightning.data.arrays import ArraySplit
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.data.folders import load_folder_split
+from idrs_lightning.knn import mean_knn_distance
+from idrs_lightning.knn_streamed import shard, streamed_mean_knn_distance
+from tests.helpers import brute_force_mean_knn
+from tests.image_tree import make_image_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _split(x: np.ndarray) -> ArraySplit:
+    return ArraySplit(x, np.zeros(len(x), dtype=np.int64), 2, "random")
+
+
+@pytest.fixture(scope="module")
+def points() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    database = rng.random((300, 3 * 6 * 6), dtype=np.float32)
+    database[7] = database[11]  # an exact duplicate counts as a neighbour
+    database[40:44] = database[40]
+    return rng.random((70, 3 * 6 * 6), dtype=np.float32), database
+
+
+@pytest.mark.parametrize(("query_chunk", "database_chunk"), [(1024, 4096), (9, 31), (70, 1)])
+def test_streamed_equals_in_memory_bit_for_bit(points, query_chunk, database_chunk) -> None:
+    queries, database = points
+    expected = mean_knn_distance(queries, database, 10, backend="torch")
+    found = streamed_mean_knn_distance(
+        _split(queries),
+        _split(database),
+        10,
+        query_chunk=query_chunk,
+        database_chunk=database_chunk,
+    )
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(
+        found, brute_force_mean_knn(queries, database, 10, False), rtol=1e-14
+    )
+
+
+def test_leave_one_out_equals_in_memory_and_brute_force(points) -> None:
+    database = points[1]
+    expected = mean_knn_distance(database, database, 5, exclude_self=True, backend="torch")
+    found = streamed_mean_knn_distance(
+        _split(database),
+        _split(database),
+        5,
+        self_index=np.arange(300),
+        query_chunk=16,
+        database_chunk=7,
+    )
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(found, brute_force_mean_knn(database, database, 5, True), rtol=1e-14)
+
+
+def test_shards_cover_the_database_once() -> None:
+    for size, world in ((10, 3), (2, 4), (1281167, 8)):
+        parts = [shard(size, rank, world) for rank in range(world)]
+        assert [i for part in parts for i in part] == list(range(size))
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _Counting:
+    """A row source that counts its reads and can fail after some of them (a kill)."""
+
+    def __init__(self, x: np.ndarray, fail_after: int | None = None) -> None:
+        self.x, self.reads, self.fail_after = x, 0, fail_after
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            raise _Interrupted
+        return self.x[indices]
+
+
+def test_an_interrupted_search_resumes_after_its_finished_chunks(points, tmp_path) -> None:
+    queries, database = points
+    expected = mean_knn_distance(queries, database, 10, backend="torch")
+    options = {"query_chunk": 10, "database_chunk": 100, "progress_dir": tmp_path / "p"}
+    with pytest.raises(_Interrupted):  # 3 of the 7 query chunks finish, then a "kill"
+        streamed_mean_knn_distance(_Counting(queries, 3), _split(database), 10, **options)
+    assert len(list((tmp_path / "p").glob("chunk-*.npy"))) == 3
+    resumed = _Counting(queries)
+    found = streamed_mean_knn_distance(resumed, _split(database), 10, **options)
+    np.testing.assert_array_equal(found, expected)
+    assert resumed.reads == 4  # only the 4 unfinished query chunks were read
+    other = {**options, "query_chunk": 20}  # other chunks: the progress is not used
+    np.testing.assert_array_equal(
+        streamed_mean_knn_distance(_split(queries), _split(database), 10, **other), expected
+    )
+
+
+@pytest.mark.parametrize("backend", ["ivf", "hnsw", "approximate"])
+def test_approximate_indexes_are_refused(backend) -> None:
+    with pytest.raises(ValueError, match=r"approximate index would not make sigma\(x\) r-semi"):
+        SmoothingDataModule("digits", knn_backend=backend)
+
+
+# ---- real processes: torchrun with gloo on the generated image tree -------------------------
+
+DATA = [
+    "--data.dataset=imagefolder",
+    "--data.dataset_options={resize: 32, crop: 32}",
+    "--data.k=5",
+    "--data.trr=0.01",
+    "--data.r=0.01",
+]
+
+
+def _precompute(root: Path, processes: int, *extra: str, wait: bool = True, **run) -> object:
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    command = [*launcher, "-m", "idrs_lightning.precompute", *DATA, f"--data.root={root}", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    if not wait:
+        return subprocess.Popen(command, env=env, **run)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _entries(root: Path) -> dict[str, bytes]:
+    return {file.name: file.read_bytes() for file in sorted((root / "knn-cache").glob("*.npz"))}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return make_image_tree(tmp_path_factory.mktemp("tree"))
+
+
+def _copy(tree: Path, tmp_path: Path) -> Path:
+    """The same files (copied with their modification times: the same identity)."""
+    return Path(shutil.copytree(tree, tmp_path / "tree"))
+
+
+@pytest.fixture(scope="module")
+def reference(tree, tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    root = _copy(tree, tmp_path_factory.mktemp("one"))
+    done = _precompute(root, 1)
+    assert done.returncode == 0, done.stderr
+    return root, _entries(root)
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_files_of_one_and_of_brute_force(tree, reference, tmp_path) -> None:
+    one = reference[1]
+    root = _copy(tree, tmp_path)
+    done = _precompute(root, 2, "--data.knn_query_chunk=7", "--data.knn_database_chunk=11")
+    assert done.returncode == 0, done.stderr
+    assert _entries(root) == one and len(one) == 2  # train (leave-one-out) and test
+    train = load_folder_split(root, "train", 32, 32).rows(np.arange(60))
+    test = load_folder_split(root, "test", 32, 32).rows(np.arange(18))
+    datamodule = SmoothingDataModule(
+        "imagefolder", root=str(root), dataset_options={"resize": 32, "crop": 32}, k=5, r=0.01
+    )
+    datamodule.setup("test")
+    np.testing.assert_allclose(
+        datamodule._mean_distances("test"), brute_force_mean_knn(test, train, 5, False), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        datamodule._mean_distances("train"), brute_force_mean_knn(train, train, 5, True), rtol=1e-14
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_sharded_precompute_resumes_to_the_same_files(tree, reference, tmp_path) -> None:
+    one = reference[1]
+    root = _copy(tree, tmp_path)
+    chunks = ["--data.knn_query_chunk=1", "--data.knn_database_chunk=1"]
+    running = _precompute(
+        root, 2, *chunks, wait=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and running.poll() is None:
+        if len(list((root / "knn-cache").glob("*.partial/chunk-*.npy"))) >= 3:
+            for pid in [*_descendants(running.pid), running.pid]:  # the workers, then torchrun
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    running.wait(timeout=60)
+    finished = list((root / "knn-cache").glob("*.partial/chunk-*.npy"))
+    assert 3 <= len(finished) < 60 + 18, "the run was not stopped part-way"
+    assert len(_entries(root)) < 2
+    resumed = _precompute(root, 2, *chunks)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already done, resuming" in resumed.stderr + resumed.stdout, resumed.stderr
+    assert _entries(root) == one
+    assert not list((root / "knn-cache").glob("*.partial"))
