@@ -133,10 +133,10 @@ def state_dict_classifier(
     (normalisation included), or the bare network's behind the data's ``normalization``."""
     spec = parse_arch(arch)
     weights = strip_wrapper_prefixes(state)
-    if spec in COHEN_ARCHITECTURES and not any(key.startswith("1.") for key in weights):
-        weights = {f"1.{key}": value for key, value in weights.items()}
-    if spec in COHEN_ARCHITECTURES:
-        return cohen_classifier(str(spec), weights)
+    if isinstance(spec, str) and spec in COHEN_ARCHITECTURES:
+        if not any(key.startswith("1.") for key in weights):  # the bare network's keys
+            weights = {f"1.{key}": value for key, value in weights.items()}
+        return cohen_classifier(spec, weights)
     mean, std = normalization
     classifier = build_classifier(spec, num_classes, sample_shape, mean=mean, std=std)
     whole = set(weights) == set(classifier.state_dict())

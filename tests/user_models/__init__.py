@@ -1,0 +1,24 @@
+"""A network a user brings, importable as ``tests.user_models.TinyConvNet``."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class TinyConvNet(nn.Module):
+    """conv 3x3 -> ReLU -> 2x2 average pool -> linear."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 3, width: int = 8) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2)
+        )
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+def not_a_network(count: int = 1) -> int:
+    """A function that builds no module (a class_path must not name it)."""
+    return count
