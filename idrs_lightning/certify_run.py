@@ -135,9 +135,14 @@ def _indices(spec: str, datamodule: SmoothingDataModule) -> list[int]:
 
 
 def _device(name: str) -> torch.device:
-    """The torch device of ``--device`` ("auto": CUDA where present), checked to exist."""
+    """The torch device of ``--device``, checked to exist; "auto": this process's GPU where
+    CUDA is present (``LOCAL_RANK`` under torchrun, so each process of a node takes its own)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(
+            "cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count()
+        )
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -292,6 +297,7 @@ def _report(config: CertifyConfig, datamodule: SmoothingDataModule, r: float, ou
         **asdict(config.settings),
         **{k: v for k, v in asdict(config).items() if k not in ("settings", "data")},
         "data": {k: datamodule.hparams[k] for k in datamodule.hparams},
+        "class_names": datamodule.class_names,
     }
     write_run_report(out, name, summary, results)
     try:

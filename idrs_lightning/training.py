@@ -114,7 +114,8 @@ class BaseClassifierModule(pl.LightningModule):
         )
 
     def on_fit_start(self) -> None:
-        """Record what the data decided (classes, sample shape, the chosen ``m``) with the run."""
+        """Record what the data decided (classes and their names, sample shape, the chosen
+        ``m``) with the run."""
         derived = {
             "num_classes": self.hparams.num_classes,
             "sample_shape": self.hparams.sample_shape,
@@ -122,6 +123,9 @@ class BaseClassifierModule(pl.LightningModule):
         m = getattr(self.trainer.datamodule, "resolved_m", None)
         if m is not None:
             derived["m_resolved"] = m  # Eq. 1's m as chosen from the data
+        names = getattr(self.trainer.datamodule, "class_names", None)
+        if names is not None:
+            derived["class_names"] = list(names)  # an image folder's class folders
         for logger in self.trainer.loggers:
             logger.log_hyperparams(derived)
 

@@ -3,18 +3,20 @@ the data, stored in checkpoints as plain data (weights_only), trained and certif
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from idrs_lightning._validation import InvalidSetting
 from idrs_lightning.checkpoints import classifier_module, read_checkpoint
 from idrs_lightning.models import Normalize, build_classifier, instantiate_network
 from idrs_lightning.training import BaseClassifierModule
-from tests.image_tree import make_image_tree
+from tests.image_tree import CLASSES, make_image_tree
 from tests.user_models import TinyConvNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +124,7 @@ def test_train_a_class_path_model_one_step_and_certify_it(tmp_path, offline_env)
     assert "(n = 6)" in done.stdout
     rows = (tmp_path / "out" / "results.tsv").read_text().splitlines()
     assert len(rows) == 7
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["settings"]["class_names"] == list(CLASSES)
+    hparams = yaml.safe_load((tmp_path / "runs" / "r18" / "csv" / "hparams.yaml").read_text())
+    assert hparams["class_names"] == list(CLASSES)
