@@ -39,6 +39,14 @@ CASES = {
         "time baseline loop / floor",
     ],
     "callback_cost.py": ["time callback / floor"],
+    "knn_sharded.py": [
+        "in-memory / floor (1 process)",
+        "streamed 1 process / floor (1 process)",
+        "streamed 2 processes / floor (2 processes)",
+        "streamed 1 process / in-memory",
+        "streamed 2 processes / in-memory",
+        "streamed 1 process / 2 processes (speed-up)",
+    ],
 }
 
 
@@ -55,7 +63,7 @@ def _run(script: str, offline_env: dict[str, str], *extra: str) -> str:
     return result.stdout
 
 
-@pytest.mark.slow  # five bench processes, about 40 s
+@pytest.mark.slow  # six bench processes, about 65 s
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_bench_quick_prints_ratios_with_spread(
     script: str, offline_env: dict[str, str], tmp_path: Path

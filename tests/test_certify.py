@@ -143,10 +143,9 @@ def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, 
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port: tests may run in parallel
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29517",
     ]
 
     def two_processes() -> subprocess.CompletedProcess:

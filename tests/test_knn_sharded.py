@@ -132,7 +132,8 @@ DATA = [
 
 
 def _precompute(root: Path, processes: int, *extra: str, wait: bool = True, **run) -> object:
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launcher.append(f"--nproc_per_node={processes}")
     command = [*launcher, "-m", "idrs_lightning.precompute", *DATA, f"--data.root={root}", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     if not wait:
