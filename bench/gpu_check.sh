@@ -96,7 +96,7 @@ ddp_section() {
         else
             dataset="digits, LeNet (no Fashion-MNIST files in data/FashionMNIST/raw or /usr/share/datasets/fashion-mnist)"
         fi
-        data=(--data.dataset=digits --model.model=lenet --data.root="$SCRATCH/data")
+        data=(--data.dataset=digits --model.network=lenet --data.root="$SCRATCH/data")
     fi
     local needs="lightning jsonargparse torchmetrics wandb scipy"
     [ ${#data[@]} -eq 0 ] && needs="$needs torchvision"

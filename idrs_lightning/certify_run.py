@@ -171,7 +171,12 @@ def run_certification(config: CertifyConfig) -> dict | None:
         raise InvalidSetting(
             "dataset",
             f"is needed: {config.checkpoint} is a {checkpoint.format} checkpoint, which holds "
-            "no data settings",
+            "no data settings"
+            + (
+                " (nor its model: give --arch)"
+                if checkpoint.arch is None and checkpoint.format == "state_dict"
+                else ""
+            ),
         )
     datamodule = SmoothingDataModule(**data)
     datamodule.setup("test")

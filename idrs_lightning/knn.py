@@ -8,13 +8,16 @@ IndexFlatL2 measured 2-3x slower than torch's search for CIFAR-10 shapes, and to
 the bare matrix products of its own chunks (``bench/knn_sigma.py --scale 0.25``). Either way the
 ``k`` winners are then re-ranked with distances recomputed in float64 from the raw vectors,
 so the returned mean is exact up to float64 rounding (the float32 expansion
-``|q|^2 - 2 q.b + |b|^2`` alone loses about 1e-4 in squared distance on image data).
+``|q|^2 - 2 q.b + |b|^2`` alone loses about 1e-4 in squared distance on image data), and a
+rigorous float32 error bound proves that no point outside the candidates is nearer; rows
+where it cannot are searched again with more candidates (:func:`k_nearest_exact`).
 Queries are processed in chunks, so memory is bounded by ``chunk_size x database``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -22,8 +25,9 @@ import torch
 from numpy.typing import NDArray
 
 Backend = Literal["auto", "faiss", "torch"]
-# (queries, count) -> indices of the count nearest database points, shape (len(queries), count)
-Search = Callable[[NDArray[np.float32], int], NDArray[np.int64]]
+# (queries, count) -> float32 squared distances and indices of the count nearest database
+# points, each of shape (len(queries), count)
+Search = Callable[[NDArray[np.float32], int], tuple[NDArray, NDArray[np.int64]]]
 # Extra candidates fetched beyond k, so that float32 near-ties at the k-th place are resolved
 # by the float64 re-ranking.
 _SPARE_CANDIDATES = 4
@@ -75,21 +79,9 @@ def _faiss_search(database: NDArray[np.float32], use_gpu: bool) -> Search:
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(database)
 
-    def search(queries: NDArray[np.float32], count: int) -> NDArray[np.int64]:
-        return index.search(queries, count)[1]
-
-    return search
-
-
-def _torch_search(database: NDArray[np.float32], device: torch.device) -> Search:
-    base = torch.from_numpy(database).to(device)
-    base_sq = (base * base).sum(dim=1)
-
-    def search(queries: NDArray[np.float32], count: int) -> NDArray[np.int64]:
-        q = torch.from_numpy(queries).to(device)
-        # |b|^2 - 2 q.b ranks like |q - b|^2 (|q|^2 is constant per row)
-        partial = torch.addmm(base_sq, q, base.T, alpha=-2.0)
-        return partial.topk(count, dim=1, largest=False).indices.cpu().numpy()
+    def search(queries: NDArray[np.float32], count: int) -> tuple[NDArray, NDArray[np.int64]]:
+        squared, indices = index.search(queries, count)
+        return squared.astype(np.float64), indices
 
     return search
 
@@ -155,52 +147,167 @@ def mean_knn_distance(
         raise ValueError("backend 'faiss' requested but faiss is not installed")
     cuda = torch.cuda.is_available()
     use_faiss = backend == "faiss" or (backend == "auto" and cuda and _gpu_faiss())
-    if use_faiss:
-        search = _faiss_search(base, use_gpu=cuda)
-    else:
-        search = _torch_search(base, torch.device(device or ("cuda" if cuda else "cpu")))
-
-    count = min(k + _SPARE_CANDIDATES + (1 if leave_out else 0), len(base))
+    on = torch.device(device or ("cuda" if cuda else "cpu"))
+    search = _faiss_search(base, use_gpu=cuda) if use_faiss else None
+    base_tensor = None if use_faiss else torch.from_numpy(base).to(on)
     result = np.empty(len(query), dtype=np.float64)
     for start in range(0, len(query), chunk_size):
         chunk = query[start : start + chunk_size]
-        candidates = search(chunk, count)
-        result[start : start + len(chunk)] = _exact_mean(
-            chunk,
-            base,
-            candidates,
-            k,
-            self_index[start : start + len(chunk)] if leave_out else None,
-        )
+        chunk64 = chunk.astype(np.float64)
+        own = self_index[start : start + len(chunk)] if leave_out else None
+        if search is None:
+            nearest = k_nearest_exact(
+                chunk, chunk64, base, 0, own, np.empty((len(chunk), 0)), k, on, base_tensor
+            )
+        else:
+            nearest = _faiss_exact(search, chunk, chunk64, base, own, k)
+        result[start : start + len(chunk)] = nearest.mean(axis=1)
     return result
 
 
+def _faiss_exact(
+    search: Search,
+    chunk: NDArray[np.float32],
+    chunk64: NDArray[np.float64],
+    base: NDArray[np.float32],
+    own: NDArray[np.int64] | None,
+    k: int,
+) -> NDArray[np.float64]:
+    """faiss's ``k + 4`` (+1) candidates re-ranked in float64; rows where a point outside them
+    might be nearer (faiss's float32 squared distance of the last candidate, less its error
+    bound ``g (|q| + |b|)^2``, not above the ``k``-th exact one) are searched again with
+    :func:`k_nearest_exact` on the CPU."""
+    count = min(k + _SPARE_CANDIDATES + (0 if own is None else 1), len(base))
+    approximate, candidates = search(chunk, count)
+    distance = exact_distances(chunk64, base, candidates)
+    if own is not None:
+        distance = np.where(candidates == own[:, None], np.inf, distance)
+    nearest = merge_smallest([distance], k)
+    factor = float32_error_factor(chunk.shape[1])
+    widest = float(np.einsum("ij,ij->i", base, base, dtype=np.float64).max()) * (1 + factor)
+    query_norm = np.sqrt(np.einsum("ij,ij->i", chunk64, chunk64))
+    rest = approximate[:, -1] - factor * (query_norm + np.sqrt(widest)) ** 2
+    unsure = np.flatnonzero((rest <= nearest[:, -1] ** 2) & (count < len(base)))
+    if len(unsure):
+        nearest[unsure] = k_nearest_exact(
+            chunk[unsure],
+            chunk64[unsure],
+            base,
+            0,
+            None if own is None else own[unsure],
+            np.empty((len(unsure), 0)),
+            k,
+            torch.device("cpu"),
+        )
+    return nearest
+
+
 def exact_distances(
-    queries: NDArray[np.float32], base: NDArray[np.float32], candidates: NDArray[np.int64]
+    queries: NDArray[np.float32] | NDArray[np.float64],
+    base: NDArray[np.float32],
+    candidates: NDArray[np.int64],
+    keep: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
     """Euclidean distances in float64 from each query row to its candidate ``base`` rows
-    (shape of ``candidates``), one candidate column at a time (memory: queries x features).
-    Each distance is a function of its two vectors only, whatever the batch around it."""
-    query = queries.astype(np.float64)
-    distance = np.empty(candidates.shape, dtype=np.float64)
+    (shape of ``candidates``; +inf where ``keep`` is False), one candidate column at a time
+    (memory: queries x features). Each distance is a function of its two vectors only,
+    whatever the batch around it (float32 queries given in float64 are the same)."""
+    query = np.asarray(queries, dtype=np.float64)
+    distance = np.full(candidates.shape, np.inf)
     for column in range(candidates.shape[1]):
-        diff = base[candidates[:, column]].astype(np.float64) - query
-        distance[:, column] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        rows = slice(None) if keep is None else np.flatnonzero(keep[:, column])
+        diff = base[candidates[rows, column]].astype(np.float64) - query[rows]
+        distance[rows, column] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return distance
 
 
-def _exact_mean(
-    chunk: NDArray[np.float32],
-    base: NDArray[np.float32],
-    candidates: NDArray[np.int64],
-    k: int,
-    own_rows: NDArray[np.int64] | None,
-) -> NDArray[np.float64]:
-    """Re-rank candidate neighbours with float64 distances; mean of the ``k`` smallest.
+@contextmanager
+def ieee_float32_matmul() -> Iterator[None]:
+    """Matrix products in IEEE float32, not TF32 or bf16 (``torch.set_float32_matmul_
+    precision("highest")`` for the block): the candidate ranking and its error bound assume
+    float32's 24-bit significand."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
-    One candidate column at a time, so memory stays at ``chunk x features``.
+
+def float32_error_factor(features: int) -> float:
+    """``g`` with ``|fl(|b|^2 - 2 q.b) - (|b|^2 - 2 q.b)| <= g (|b|^2 + 2 |q| |b|)`` and
+    ``|fl(|q - b|^2) - |q - b|^2| <= g (|q| + |b|)^2`` for float32 vectors of ``features``
+    entries, in any summation order: Higham's ``gamma_n = n u / (1 - n u)`` (u = 2^-24) for the
+    dot products and sums of squares, ``n = features + 2`` for the final additions, doubled for
+    margin."""
+    n, u = features + 2, 2.0**-24
+    return 2.0 * n * u / (1.0 - n * u)
+
+
+def merge_smallest(parts: list[NDArray[np.float64]], k: int) -> NDArray[np.float64]:
+    """The ``k`` smallest values of each row over ``parts``, sorted."""
+    return np.sort(np.concatenate(parts, axis=1), axis=1)[:, :k]
+
+
+def k_nearest_exact(
+    query: NDArray[np.float32],
+    query64: NDArray[np.float64],
+    base: NDArray[np.float32],
+    base_start: int,
+    own_rows: NDArray[np.int64] | None,
+    best: NDArray[np.float64],
+    k: int,
+    device: torch.device,
+    base_tensor: torch.Tensor | None = None,
+) -> NDArray[np.float64]:
+    """The ``k`` smallest exact (float64) distances from each query row to the database rows
+    ``base`` (numbered from ``base_start``) and the running ``best``, sorted; a query's own row
+    (``own_rows``) is left out. Provably exact, not only up to float32 ranking errors.
+
+    The float32 scores ``s = |b|^2 - 2 q.b`` (IEEE float32; error at most ``e = g (|b|^2 + 2
+    |q| |b|)``, :func:`float32_error_factor`) give ``|q|^2 + s -+ e`` as bounds on each squared
+    distance. Of the ``k + 4`` best-scored candidates, those whose lower bound exceeds ``T``, the
+    ``k``-th smallest of the running best and the candidates' upper bounds, are farther than
+    ``k`` other points and are skipped; the rest are re-ranked in float64. Where a point outside
+    the candidates might still lie within ``T`` (its score is at least the last candidate's),
+    the row is searched again with 8 times as many candidates, up to all of ``base``.
     """
-    distance = exact_distances(chunk, base, candidates)
-    if own_rows is not None:
-        distance = np.where(candidates == own_rows[:, None], np.inf, distance)
-    return np.sort(distance, axis=1)[:, :k].mean(axis=1)
+    size = len(base)
+    b = torch.from_numpy(base).to(device) if base_tensor is None else base_tensor
+    q = torch.from_numpy(query).to(device)
+    base_sq = (b * b).sum(dim=1)
+    with ieee_float32_matmul():
+        partial = torch.addmm(base_sq, q, b.T, alpha=-2.0)
+    if own_rows is not None:  # a query's own row is no candidate
+        inside = np.flatnonzero((own_rows >= base_start) & (own_rows < base_start + size))
+        rows = torch.from_numpy(inside).to(device)
+        columns = torch.from_numpy(own_rows[inside] - base_start).to(device)
+        partial[rows, columns] = torch.inf
+    factor = float32_error_factor(query.shape[1])
+    norm_sq = base_sq.cpu().numpy().astype(np.float64) * (1.0 + factor)  # >= |b|^2
+    widest = float(norm_sq.max())
+    query_sq = np.einsum("ij,ij->i", query64, query64)[:, None]
+    width = min(k, best.shape[1] + size)
+    result = np.full((len(query), width), np.inf)
+    pending = np.arange(len(query))
+    count = min(k + _SPARE_CANDIDATES, size)
+    while len(pending):
+        found = partial[torch.from_numpy(pending).to(device)].topk(count, dim=1, largest=False)
+        scores, candidates = (t.cpu().numpy().astype(np.float64) for t in found)
+        candidates = candidates.astype(np.int64)
+        qsq = query_sq[pending]
+        error = factor * (norm_sq[candidates] + 2.0 * np.sqrt(qsq * norm_sq[candidates]))
+        upper = merge_smallest([best[pending] ** 2, qsq + scores + error], k)
+        threshold = upper[:, -1:] if upper.shape[1] == k else np.full((len(pending), 1), np.inf)
+        keep = qsq + scores - error <= threshold
+        distance = exact_distances(query64[pending], base, candidates, keep)
+        if own_rows is not None:
+            own = own_rows[pending, None] - base_start
+            distance = np.where(candidates == own, np.inf, distance)
+        merged = merge_smallest([best[pending], distance], k)
+        rest = qsq[:, 0] + scores[:, -1] - factor * (widest + 2.0 * np.sqrt(qsq[:, 0] * widest))
+        settled = (rest > threshold[:, 0]) | (count == size)
+        result[pending[settled], : merged.shape[1]] = merged[settled]
+        pending = pending[~settled]
+        count = min(size, count * 8)
+    return result

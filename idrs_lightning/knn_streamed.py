@@ -3,9 +3,8 @@
 Queries and database are read in chunks (``rows(indices)`` of any source: an image folder
 decoded per chunk, a memory-mapped array). Each process (``torchrun``: one ``torch.distributed``
 rank) searches its contiguous shard of the database: for a query chunk and each database chunk,
-the ``k + 4`` candidates of the float32 ranking ``|b|^2 - 2 q.b`` are re-ranked with float64
-distances (:func:`~idrs_lightning.knn.exact_distances`) and merged into the running ``k``
-smallest; the ranks' ``k`` smallest are then merged with ``all_gather``. Each distance depends
+:func:`~idrs_lightning.knn.k_nearest_exact` merges the chunk's exact nearest into the running
+``k`` smallest; the ranks' ``k`` smallest are then merged with ``all_gather``. Each distance depends
 on its two vectors only, so the result equals the in-memory search of
 :func:`~idrs_lightning.knn.mean_knn_distance` whatever the chunk sizes and the number of
 processes. Memory per process: ``query_chunk x (features + database_chunk)`` plus the result.
@@ -28,7 +27,7 @@ import torch
 import torch.distributed as dist
 from numpy.typing import NDArray
 
-from .knn import _SPARE_CANDIDATES, exact_distances
+from .knn import k_nearest_exact, merge_smallest
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +66,6 @@ def _flat(rows: NDArray) -> NDArray[np.float32]:
     return np.ascontiguousarray(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
 
 
-def _chunk_k_smallest(
-    query: NDArray[np.float32],
-    base: NDArray[np.float32],
-    base_start: int,
-    own_rows: NDArray[np.int64] | None,
-    k: int,
-    device: torch.device,
-) -> NDArray[np.float64]:
-    """The ``min(k, len(base))`` smallest exact distances from each query row to the database
-    chunk ``base`` (rows ``base_start ...``), sorted; a query's own row is left out."""
-    count = min(k + _SPARE_CANDIDATES + (1 if own_rows is not None else 0), len(base))
-    q, b = torch.from_numpy(query).to(device), torch.from_numpy(base).to(device)
-    partial = torch.addmm((b * b).sum(dim=1), q, b.T, alpha=-2.0)
-    candidates = partial.topk(count, dim=1, largest=False).indices.cpu().numpy()
-    distance = exact_distances(query, base, candidates)
-    if own_rows is not None:
-        distance = np.where(candidates + base_start == own_rows[:, None], np.inf, distance)
-    return np.sort(distance, axis=1)[:, : min(k, count)]
-
-
-def _merge(parts: list[NDArray[np.float64]], k: int) -> NDArray[np.float64]:
-    return np.sort(np.concatenate(parts, axis=1), axis=1)[:, :k]
-
-
 def _gather(best: NDArray[np.float64], k: int, world: int, device: torch.device) -> NDArray:
     """The ``k`` smallest over every rank's ``best`` (rows padded with +inf to ``k``)."""
     if world == 1:
@@ -101,7 +76,7 @@ def _gather(best: NDArray[np.float64], k: int, world: int, device: torch.device)
     local = torch.from_numpy(padded).to(on)
     gathered = [torch.empty_like(local) for _ in range(world)]
     dist.all_gather(gathered, local)
-    return _merge([part.cpu().numpy() for part in gathered], k)
+    return merge_smallest([part.cpu().numpy() for part in gathered], k)
 
 
 class _Progress:
@@ -191,6 +166,7 @@ def streamed_mean_knn_distance(
             result[start:stop] = done[start]
             continue
         query = _flat(queries.rows(np.arange(start, stop)))
+        query64 = query.astype(np.float64)
         own = None if self_index is None else np.asarray(self_index[start:stop], dtype=np.int64)
         best = np.full((stop - start, 0), np.inf)
         for base_start in range(mine.start, mine.stop, database_chunk):
@@ -200,8 +176,7 @@ def streamed_mean_knn_distance(
                 raise ValueError(
                     f"queries have {query.shape[1]} features but the database has {base.shape[1]}"
                 )
-            nearest = _chunk_k_smallest(query, base, base_start, own, k, on)
-            best = _merge([best, nearest], k)
+            best = k_nearest_exact(query, query64, base, base_start, own, best, k, on)
         best = _gather(best, k, size, on)
         means = best.mean(axis=1)
         result[start:stop] = means

@@ -132,7 +132,10 @@ def _checkpoint_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
         "empty": (tmp / "empty.ckpt", "empty.ckpt is empty"),
         "random bytes": (tmp / "random.ckpt", "random.ckpt is damaged or not a PyTorch file"),
         "truncated": (tmp / "cut.ckpt", "cut.ckpt is damaged or not a PyTorch file"),
-        "plain state_dict": (tmp / "plain.ckpt", "plain.ckpt has no 'hyper_parameters'"),
+        "plain state_dict": (
+            tmp / "plain.ckpt",
+            "plain.ckpt is a state_dict checkpoint, which holds no data settings (nor its model",
+        ),
     }
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from idrs_lightning.data.arrays import ArraySplit
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.data.folders import load_folder_split
-from idrs_lightning.knn import mean_knn_distance
+from idrs_lightning.knn import float32_error_factor, mean_knn_distance
 from idrs_lightning.knn_streamed import shard, streamed_mean_knn_distance
 from tests.helpers import brute_force_mean_knn
 from tests.image_tree import make_image_tree
@@ -68,6 +69,39 @@ def test_leave_one_out_equals_in_memory_and_brute_force(points) -> None:
     )
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_allclose(found, brute_force_mean_knn(database, database, 5, True), rtol=1e-14)
+
+
+def test_near_ties_at_the_kth_place_keep_the_exact_neighbours() -> None:
+    """Points all but equidistant from the query (relative gaps near float32's resolution):
+    the float32 ranking cannot tell them apart, the pruning bound must keep every one that
+    may be among the k nearest."""
+    rng = np.random.default_rng(5)
+    query = rng.random((3, 192), dtype=np.float32)
+    directions = rng.standard_normal((400, 192))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    radii = 1.0 + rng.uniform(-3e-7, 3e-7, 400)
+    database = (query[0].astype(np.float64) + radii[:, None] * directions).astype(np.float32)
+    expected = brute_force_mean_knn(query, database, 7, False)
+    for chunk in (1, 13, 400):
+        found = streamed_mean_knn_distance(
+            _split(query), _split(database), 7, query_chunk=2, database_chunk=chunk
+        )
+        np.testing.assert_allclose(found, expected, rtol=1e-14)
+        np.testing.assert_array_equal(found, mean_knn_distance(query, database, 7, backend="torch"))
+
+
+def test_the_float32_error_bound_holds() -> None:
+    rng = np.random.default_rng(6)
+    for scale in (1.0, 1e3):
+        q = (rng.standard_normal((50, 3072)) * scale).astype(np.float32)
+        b = (rng.random((80, 3072)) * scale).astype(np.float32)
+        qt, bt = torch.from_numpy(q), torch.from_numpy(b)
+        computed = torch.addmm((bt * bt).sum(1), qt, bt.T, alpha=-2.0).double().numpy()
+        q64, b64 = q.astype(np.float64), b.astype(np.float64)
+        exact = (b64**2).sum(1)[None] - 2 * q64 @ b64.T
+        nq, nb = np.linalg.norm(q64, axis=1)[:, None], np.linalg.norm(b64, axis=1)[None]
+        bound = float32_error_factor(3072) * (nb**2 + 2 * nq * nb)
+        assert np.all(np.abs(computed - exact) <= bound)
 
 
 def test_shards_cover_the_database_once() -> None:
