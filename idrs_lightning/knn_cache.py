@@ -99,6 +99,23 @@ def _save(path: Path, key: str, distances: NDArray[np.float64]) -> None:
         raise
 
 
+def _entry(
+    cache_dir: str | os.PathLike,
+    query_identity: str,
+    reference_identity: str,
+    k: int,
+    exclude_self: bool,
+    self_index: NDArray[np.int64] | None,
+) -> tuple[str, Path]:
+    """The key and file of a cache entry; with ``self_index`` the queries are those database
+    rows, and their digest joins the key."""
+    if self_index is not None:
+        digest = hashlib.blake2b(np.asarray(self_index, dtype=np.int64).tobytes(), digest_size=16)
+        query_identity = f"{query_identity}:rows={digest.hexdigest()}"
+    key = cache_key(query_identity, reference_identity, k, exclude_self or self_index is not None)
+    return key, cache_path(cache_dir, key)
+
+
 def cached_mean_knn_distance(
     cache_dir: str | os.PathLike,
     queries: NDArray,
@@ -115,12 +132,7 @@ def cached_mean_knn_distance(
 
     With ``self_index`` the queries are those database rows; their digest joins the key.
     """
-    leave_out = exclude_self or self_index is not None
-    if self_index is not None:
-        digest = hashlib.blake2b(np.asarray(self_index, dtype=np.int64).tobytes(), digest_size=16)
-        query_identity = f"{query_identity}:rows={digest.hexdigest()}"
-    key = cache_key(query_identity, reference_identity, k, leave_out)
-    path = cache_path(cache_dir, key)
+    key, path = _entry(cache_dir, query_identity, reference_identity, k, exclude_self, self_index)
     distances = _load(path, key, len(queries))
     if distances is None:
         distances = mean_knn_distance(
@@ -153,14 +165,9 @@ def cached_streamed_mean_knn_distance(
     in-memory search (the distances are the same). Rank 0 reads and writes the file and gives
     the result to every rank; an interrupted computation resumes from ``<entry>.partial/``.
     """
+    key, path = _entry(cache_dir, query_identity, reference_identity, k, exclude_self, self_index)
     if exclude_self:
         self_index = np.arange(len(queries))
-    leave_out = self_index is not None
-    if self_index is not None and not exclude_self:
-        digest = hashlib.blake2b(np.asarray(self_index, dtype=np.int64).tobytes(), digest_size=16)
-        query_identity = f"{query_identity}:rows={digest.hexdigest()}"
-    key = cache_key(query_identity, reference_identity, k, leave_out)
-    path = cache_path(cache_dir, key)
     rank, size = rank_and_size()
     stored = [_load(path, key, len(queries)) if rank == 0 else None]
     if size > 1:

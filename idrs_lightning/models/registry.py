@@ -37,6 +37,17 @@ def default_normalization(sample_shape: Sequence[int]) -> tuple[Stat, Stat]:
     return 0.0, 1.0
 
 
+def _statistics(
+    mean: Stat | None, std: Stat | None, sample_shape: Sequence[int]
+) -> tuple[Stat, Stat]:
+    """The given ``(mean, std)``, or :func:`default_normalization`'s for the shape."""
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std, or neither")
+    if mean is None or std is None:
+        return default_normalization(sample_shape)
+    return mean, std
+
+
 def build_model(
     name: str,
     num_classes: int,
@@ -71,10 +82,7 @@ def build_model(
         raise ValueError(
             f"sample_shape must be a non-empty tuple of positive integers, got {shape}"
         )
-    if (mean is None) != (std is None):
-        raise ValueError("give both mean and std, or neither")
-    if mean is None or std is None:
-        mean, std = default_normalization(shape)
+    mean, std = _statistics(mean, std, shape)
     if name == "mlp":
         return MLP(int(math.prod(shape)), num_classes, mean=mean, std=std)
     if len(shape) != 3:
@@ -118,11 +126,7 @@ def build_classifier(
             )
         return build_model(network, num_classes, sample_shape, mean=mean, std=std)
     body = network if isinstance(network, nn.Module) else instantiate_network(network)
-    if (mean is None) != (std is None):
-        raise ValueError("give both mean and std, or neither")
-    if mean is None or std is None:
-        mean, std = default_normalization(sample_shape)
-    classifier = wrap_network(body, mean, std)
+    classifier = wrap_network(body, *_statistics(mean, std, sample_shape))
     name = class_path_of(body)
     check_logits(classifier, num_classes, tuple(sample_shape), name)
     return classifier
