@@ -55,6 +55,8 @@ def rank_and_size() -> tuple[int, int]:
 def _device(device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())  # the rank's own GPU
     if torch.cuda.is_available():
         return torch.device(
             "cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count()

@@ -41,7 +41,10 @@ def _data_arguments(argv: list[str] | None) -> dict[str, Any]:
         name, equals, value = argument.partition("=")
         if not name.startswith("--data.") or not equals:
             parser.error(f"unrecognised argument {argument!r}; use --data.<name>=<value>")
-        data[name.removeprefix("--data.")] = yaml.safe_load(value)
+        try:
+            data[name.removeprefix("--data.")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parser.error(f"{name} needs a YAML value, got {value!r}")
     accepted = inspect.signature(SmoothingDataModule.__init__).parameters
     unknown = sorted(set(data) - set(accepted) - {"self"})
     if unknown:
@@ -65,10 +68,14 @@ def precompute(data: dict[str, Any]) -> SmoothingDataModule:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    data = _data_arguments(argv)
+    data = exit_on_user_error(lambda: _data_arguments(argv))
     distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
-    if distributed:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if distributed and torch.cuda.is_available():  # each process on its own GPU
+        local = int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count()
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl", device_id=torch.device("cuda", local))
+    elif distributed:
+        dist.init_process_group("gloo")
     try:
         exit_on_user_error(lambda: precompute(data))
     finally:

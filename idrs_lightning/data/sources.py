@@ -174,8 +174,25 @@ def _resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         allowed = ", ".join(sorted(defaults)) or "none"
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name!r}; allowed: {allowed}")
     settings = {**defaults, **options}
+    if name == "imagefolder":
+        _check_folder_options(settings)
     if name == "imagefolder" and settings["train_crop"] not in TRAIN_CROPS:
         raise ValueError(
             f"train_crop must be one of {', '.join(TRAIN_CROPS)}; got {settings['train_crop']!r}"
         )
     return settings
+
+
+def _check_folder_options(settings: dict[str, Any]) -> None:
+    """``resize`` and ``crop`` whole numbers >= 1, ``mean`` and ``std`` three numbers each."""
+    for size in ("resize", "crop"):
+        value = settings[size]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{size} must be a whole number of pixels >= 1, got {value!r}")
+    for statistic in ("mean", "std"):
+        value = settings[statistic]
+        numbers = isinstance(value, list | tuple) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        )
+        if not numbers or len(value) != 3:
+            raise ValueError(f"{statistic} must be three numbers (R, G, B), got {value!r}")

@@ -6,8 +6,9 @@ Such a network is the classifier body; :func:`wrap_network` puts the data's
 :class:`~.normalize.Normalize` in front, so that noise is added in pixel space as for the
 built-in models. A checkpoint stores the specification (plain data, loadable with
 ``weights_only=True``) and the weights; :func:`instantiate_network` rebuilds the module from
-it, after checking that the path names a module class or a function returning one (so a
-checkpoint cannot make it call anything else).
+it, after checking that the path names a module class or a function returning one. Loading a
+checkpoint imports that module and calls it with the stored arguments: certify checkpoints whose
+class_path you trust, as you would run their code.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def instantiate_network(spec: Mapping[str, Any]) -> nn.Module:
         raise InvalidSetting(
             "network", f"must hold 'class_path' and optionally 'init_args', got {dict(spec)!r}"
         )
+    if not isinstance(spec.get("init_args") or {}, Mapping):
+        raise InvalidSetting("network", f"init_args must be a mapping, got {spec['init_args']!r}")
     factory = _resolve(str(spec["class_path"]))
     arguments = {**(spec.get("init_args") or {}), **(spec.get("dict_kwargs") or {})}
     try:
