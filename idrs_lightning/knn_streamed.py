@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from numpy.typing import NDArray
 
-from .knn import k_nearest_exact, merge_smallest
+from .knn import _flat, k_nearest_exact, merge_smallest
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,6 @@ def _device(device: str | torch.device | None) -> torch.device:
             "cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count()
         )
     return torch.device("cpu")
-
-
-def _flat(rows: NDArray) -> NDArray[np.float32]:
-    return np.ascontiguousarray(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
 
 
 def _gather(best: NDArray[np.float64], k: int, world: int, device: torch.device) -> NDArray:
