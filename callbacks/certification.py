@@ -1,9 +1,9 @@
 """Certify a fixed validation subset during training and log the results.
 
-Every ``every_n_epochs`` epochs, the DataModule's class-stratified evaluation subset (its
-``eval_seed`` fixes it) is certified with the run's test-time sigma(x) (IDRS radius when its
-rate is positive, Cohen's otherwise). Under DDP the subset is sharded across ranks and the
-metrics are gathered by torchmetrics, so every rank computes the same numbers. Each certified
+Every ``every_n_epochs`` epochs, a class-stratified subset of the DataModule's *validation*
+split (its ``eval_seed`` fixes it; the test split is never read here) is certified with the
+run's test-time sigma(x) (IDRS radius when its rate is positive, Cohen's otherwise). Under DDP
+the subset is sharded across ranks and the metrics are gathered by torchmetrics, so every rank computes the same numbers. Each certified
 epoch is one record at that epoch's step: the scalars go to every logger (and to
 ``callback_metrics`` for checkpoint monitors); W&B gets them in one row with the curves drawn
 from the per-input radii, the per-class tables, IDRS against constant sigma and the curve of
@@ -48,7 +48,7 @@ class CertificationCallback(Callback):
 
     Args:
         every_n_epochs: certify after the validation of every n-th epoch.
-        num_examples: size of the DataModule's stratified evaluation subset to certify.
+        num_examples: size of the stratified subset of the validation split to certify.
         n0, n, alpha, batch_size, seed, separate_pb, sequential: the
             :class:`~idrs_lightning.settings.CertificationSettings`. By default CERTIFY is
             sequential with at most n = 10,000 estimation samples per input: an input stops
@@ -107,10 +107,11 @@ class CertificationCallback(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        size = trainer.datamodule.test_size
+        size = trainer.datamodule.split_size("val")  # refuses a run without validation split
         if self.num_examples > size:
             raise InvalidSetting(
-                "num_examples", f"({self.num_examples}) exceeds the test split ({size} inputs)"
+                "num_examples",
+                f"({self.num_examples}) exceeds the validation split ({size} inputs)",
             )
 
     @override
@@ -130,9 +131,9 @@ class CertificationCallback(Callback):
         With ``constant``, every input uses ``sigma_b`` and Cohen's radius.
         """
         datamodule = trainer.datamodule
-        subset = datamodule.evaluation_subset(self.num_examples)
+        subset = datamodule.evaluation_subset(self.num_examples, split="val")
         shard = subset[trainer.global_rank :: trainer.world_size].tolist()
-        inputs = datamodule.certification_inputs(shard, constant=constant)
+        inputs = datamodule.certification_inputs(shard, constant=constant, split="val")
         radii = self.radii or default_radii(float(datamodule.hparams.sigma_b))
         metrics = CertificationMetrics(datamodule.num_classes, radii).to(pl_module.device)
         if shard:

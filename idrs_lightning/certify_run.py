@@ -79,9 +79,10 @@ class CertifyConfig:
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise InvalidSetting("out", f"{self.out} is a file; give a directory")
 
-    def record(self, test_data: str) -> dict[str, object]:
+    def record(self, test_data: str, sigma_reference: str | None) -> dict[str, object]:
         """Every setting that determines the rows (not where or how fast they are made), the
-        checkpoint's content digest and the test data's identity."""
+        checkpoint's content digest, the test data's identity and that of the training points
+        sigma(x) is computed against (``None`` for a constant sigma)."""
         settings = asdict(self.settings)
         del settings["batch_size"]
         return {
@@ -90,6 +91,7 @@ class CertifyConfig:
             "checkpoint_sha256": file_digest(self.checkpoint),
             "arch": self.arch,
             "test_data": test_data,
+            "sigma_reference": sigma_reference,
             "indices": self.indices,
             "constant": self.constant,
             "skip_misclassified": self.skip_misclassified,
@@ -188,7 +190,9 @@ def run_certification(config: CertifyConfig) -> dict | None:
     ).eval()
     out = Path(config.out)
     if rank == 0:
-        claim_output(out, config.record(datamodule.test_identity))
+        constant = config.constant or datamodule.r == 0
+        reference = None if constant else datamodule.reference_identity
+        claim_output(out, config.record(datamodule.test_identity, reference))
     if world > 1:
         dist.barrier()  # no rank appends before rank 0 has checked the directory
     merged = out / "results.tsv"

@@ -136,13 +136,17 @@ def classifier_module(checkpoint: CheckpointFile) -> BaseClassifierModule:
 
 
 def training_data(checkpoint: CheckpointFile) -> dict[str, Any]:
-    """The DataModule arguments of the training run (``m`` as chosen); ``{}`` for foreign
-    checkpoints, except the data set a Cohen et al. CIFAR architecture was trained on."""
-    if checkpoint.format != "train.py":
+    """The DataModule arguments of the training run (``m`` as chosen). A checkpoint that
+    records no validation split (foreign formats, train.py's before it carved one) was trained
+    on the whole training split, which is then sigma(x)'s reference: ``val_fraction = 0``.
+    Foreign checkpoints name no data set, except Cohen et al.'s CIFAR architectures."""
+    if checkpoint.format != "train.py":  # trained elsewhere, on the whole training split
         dataset = COHEN_ARCHITECTURES.get(checkpoint.arch or "", ("",))[0]
-        return {"dataset": dataset} if dataset == "cifar10" else {}
+        return {"val_fraction": 0.0} | ({"dataset": dataset} if dataset == "cifar10" else {})
     state = checkpoint.content
     hparams = dict(state.get("datamodule_hyper_parameters", {}))
+    # written before validation splits existed: trained, and sigma(x) built, on the whole split
+    hparams.setdefault("val_fraction", 0.0)
     data = init_arguments(SmoothingDataModule, hparams)
     chosen = state.get(SmoothingDataModule.__qualname__, {}).get("m", hparams.get("m_resolved"))
     if chosen is not None:

@@ -9,8 +9,9 @@ with ``--ckpt_path`` from a run directory continues that run (directory and W&B 
 the configuration names loggers, a run logs to Weights & Biases (job type ``train``, grouped
 by ``WANDB_RUN_GROUP``; offline, in a directory that ``wandb sync`` uploads later, unless W&B
 credentials are configured) with its whole configuration flat and its resolved ``config.yaml``
-among the run's files, and to CSV files, and keeps its last and best checkpoints in
-``checkpoints/``.
+among the run's files, and to CSV files, and keeps in ``checkpoints/`` the state after its
+latest epoch (``last.ckpt``) and the epoch best on the validation split
+(:func:`default_checkpoints`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,46 @@ def default_loggers(run_dir: Path, project: str, name: str) -> list[Logger]:
     return [wandb_logger, CSVLogger(save_dir=str(run_dir), name="csv", version="")]
 
 
+#: What the best checkpoint is chosen by: noisy accuracy on the validation split.
+SELECTION_METRIC = "val/acc_noisy"
+
+
+def default_checkpoints(folder: Path, validation: bool) -> list[ModelCheckpoint]:
+    """``last.ckpt``, the state after the latest epoch (overwritten every epoch: what a resume
+    continues and what is certified unless told otherwise) and, with a validation split,
+    ``best-epoch<e>-acc<a>.ckpt``, the epoch of highest ``val/acc_noisy`` so far.
+
+    Lightning's ``save_last=True`` beside a monitor writes ``last.ckpt`` only in epochs where
+    the monitored value improved, so "last" is a checkpoint of its own with no monitor.
+    """
+    last = ModelCheckpoint(
+        dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+    )
+    if not validation:
+        return [last]
+    best = ModelCheckpoint(
+        dirpath=folder,
+        monitor=SELECTION_METRIC,
+        mode="max",
+        save_top_k=1,
+        filename="best-epoch{epoch}-acc{val/acc_noisy:.4f}",
+        auto_insert_metric_name=False,
+    )
+    return [last, best]
+
+
+def _get_path(config: Any, *keys: str) -> Any:
+    """The first of the dotted ``keys`` present in a jsonargparse namespace (``None`` if none)."""
+    for key in keys:
+        try:
+            value = config[key]
+        except (KeyError, TypeError):
+            continue
+        if value is not None:
+            return value
+    return None
+
+
 class RunConfig(SaveConfigCallback):
     """Writes the resolved ``config.yaml`` and gives it to W&B: as the run's file and, flat
     (``trainer.max_epochs``, ``trainer.precision``, ``trainer.devices``, ``model.lr``,
@@ -180,15 +221,7 @@ class TrainingCLI(LightningCLI):
             kwargs["default_root_dir"] = str(run_dir)
         callbacks = list(trainer_config.get("callbacks") or [])
         if not any(isinstance(callback, ModelCheckpoint) for callback in callbacks):
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=run_dir / "checkpoints",
-                    monitor="val/acc_noisy",
-                    mode="max",
-                    save_last=True,
-                    filename="epoch{epoch}-acc{val/acc_noisy:.4f}",
-                    auto_insert_metric_name=False,
-                )
-            )
+            validation = _get_path(config, "data.init_args.val_fraction", "data.val_fraction")
+            callbacks += default_checkpoints(run_dir / "checkpoints", bool(validation))
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)

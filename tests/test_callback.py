@@ -1,6 +1,7 @@
 """CertificationCallback in a real (small) training run."""
 
 import json
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import pytest
@@ -123,8 +124,54 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
         CertificationCallback(**kwargs)
 
 
-def test_more_examples_than_the_test_split_are_refused_before_training(tmp_path) -> None:
+def test_more_examples_than_the_validation_split_are_refused_before_training(tmp_path) -> None:
     callback = CertificationCallback(num_examples=100_000, n0=16, n=128)
-    with pytest.raises(ValueError, match=r"num_examples \(100000\) exceeds the test split \(500"):
+    with pytest.raises(ValueError, match=r"num_examples \(100000\) exceeds the validation split"):
         _fit(tmp_path, callback, epochs=1)
     assert not list(tmp_path.glob("lightning_logs/*/certification"))
+
+
+class _RecordingDataModule(SmoothingDataModule):
+    """The real DataModule, noting which splits certification reads."""
+
+    read: ClassVar[list[str]] = []
+
+    def evaluation_subset(self, size=None, split="test"):
+        self.read.append(split)
+        return super().evaluation_subset(size, split)
+
+    def certification_inputs(self, indices, constant=False, split="test"):
+        self.read.append(split)
+        return super().certification_inputs(indices, constant, split)
+
+
+def test_the_callback_certifies_validation_inputs_only(tmp_path) -> None:
+    datamodule = _RecordingDataModule("digits", root=str(tmp_path), r=0.05, k=5, batch_size=128)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[CertificationCallback(num_examples=12, n0=16, n=128, compare_constant=True)],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        limit_train_batches=2,
+    )
+    trainer.fit(BaseClassifierModule("lenet", lr=0.05), datamodule)
+    assert datamodule.read and set(datamodule.read) == {"val"}
+    assert "certify/clean_accuracy" in trainer.callback_metrics
+
+
+def test_the_callback_needs_a_validation_split(tmp_path) -> None:
+    datamodule = SmoothingDataModule("digits", root=str(tmp_path), k=5, val_fraction=0)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[CertificationCallback(num_examples=12, n0=16, n=128)],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
+    with pytest.raises(ValueError, match="val_fraction is 0"):
+        trainer.fit(BaseClassifierModule("lenet", lr=0.05), datamodule)

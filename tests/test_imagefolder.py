@@ -111,9 +111,17 @@ def test_datamodule_batches_and_certification_inputs(tree, tmp_path) -> None:
     inputs = datamodule.certification_inputs(subset.tolist())
     test = datamodule._split("test")
     np.testing.assert_array_equal(inputs.x.numpy(), test.rows(subset))
-    batches = list(datamodule.val_dataloader())
+    batches = list(datamodule.test_dataloader())
     np.testing.assert_array_equal(
         torch.cat([b[0] for b in batches]).numpy(), test.rows(np.arange(18))
+    )
+    # validation is carved from train/ and served in the evaluation view
+    validation = datamodule._split("val")
+    assert validation.root == datamodule._split("train").root != test.root
+    assert not set(validation.files) & set(datamodule._split("train").files)
+    batches = list(datamodule.val_dataloader())
+    np.testing.assert_array_equal(
+        torch.cat([b[0] for b in batches]).numpy(), validation.rows(np.arange(len(validation)))
     )
     assert inputs.sigma.dtype == torch.float64 and inputs.r == 0.01
 

@@ -81,3 +81,13 @@ def test_results_are_byte_identical(case: str, tmp_path: Path, offline_env: dict
     expected_exact, expected_close = _columns(DATA / f"{case}.tsv")
     assert exact == expected_exact
     np.testing.assert_allclose(close, expected_close, rtol=1e-12, atol=0.0)
+
+
+def test_a_checkpoint_from_before_validation_splits_keeps_the_whole_split() -> None:
+    """Written before validation splits existed: sigma(x)'s reference is the whole training
+    split (val_fraction 0), so these files keep matching."""
+    from idrs_lightning.checkpoints import read_checkpoint, training_data
+
+    checkpoint = read_checkpoint(str(DATA / "digits_lenet.ckpt"))
+    assert "val_fraction" not in checkpoint.content["datamodule_hyper_parameters"]
+    assert training_data(checkpoint)["val_fraction"] == 0.0

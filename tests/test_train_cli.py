@@ -191,3 +191,45 @@ def test_certification_callback_under_ddp(tmp_path, offline_env) -> None:
         rows = [row for row in csv.DictReader(file) if row.get("certify/clean_accuracy")]
     assert len(rows) == 1, "logged once"
     assert float(rows[0]["certify/clean_accuracy"]) == pytest.approx(summary["clean_accuracy"])
+
+
+def _epoch(path: Path) -> int:
+    return int(torch.load(path, weights_only=True)["epoch"])
+
+
+def test_last_checkpoint_is_the_final_epoch_when_validation_stops_improving(
+    tmp_path, offline_env
+) -> None:
+    # a learning rate this small leaves validation accuracy where it started: with a monitor,
+    # Lightning's own save_last would leave epoch 0 in last.ckpt
+    frozen = ("--model.lr=1e-12", "--trainer.max_epochs=3", "--trainer.limit_train_batches=2")
+    result = _train(tmp_path, offline_env, "--run_name=flat", *frozen)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "runs" / "flat" / "checkpoints"
+    with (tmp_path / "runs" / "flat" / "csv" / "metrics.csv").open() as file:
+        accuracies = [float(r["val/acc_noisy"]) for r in csv.DictReader(file) if r["val/acc_noisy"]]
+    assert len(accuracies) == 3 and max(accuracies[1:]) <= accuracies[0], "no improvement"
+    assert _epoch(folder / "last.ckpt") == 2, "last.ckpt is the final state"
+    (best,) = folder.glob("best-*.ckpt")
+    assert _epoch(best) == 0 and best.name.startswith("best-epoch0-")
+
+    resumed = _train(
+        tmp_path,
+        offline_env,
+        *frozen[:1],
+        "--trainer.max_epochs=4",
+        "--trainer.limit_train_batches=2",
+        f"--ckpt_path={folder / 'last.ckpt'}",
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = torch.load(folder / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 3 and state["global_step"] == 8, "continued after epoch 2"
+
+
+def test_without_a_validation_split_only_the_last_state_is_kept(tmp_path, offline_env) -> None:
+    result = _train(tmp_path, offline_env, "--run_name=noval", "--data.val_fraction=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "runs" / "noval" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    metrics = tmp_path / "runs" / "noval" / "csv" / "metrics.csv"
+    assert not metrics.exists() or "val/acc_noisy" not in metrics.read_text(), "no validation"

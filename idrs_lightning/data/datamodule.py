@@ -7,12 +7,20 @@ split, in the space where noise is added (flattened ``[0, 1]`` pixels), only whe
 positive, and cached on disk; ``sigma_b``, the rates, ``m`` and the clamp are re-applied to
 the cached distances. Training points leave themselves out of their own neighbourhood, so
 that their sigma is distributed like that of unseen inputs; evaluation points use exactly
-Eq. 1 over the whole training set. Validation and test both use the test split (as Cohen et
-al. and the paper do).
+Eq. 1 over the whole training set.
+
+Three splits: a validation split of ``val_fraction`` of the source's training split is carved
+off (class-stratified, seeded by ``val_seed``); "train" is the rest. sigma(x) of every split is
+computed against "train" only, so no validation or test input ever shapes training, sigma(x),
+checkpoint choice or early stopping. Validation batches and the certification callback read
+"val"; the test split is read only by ``trainer.test`` and certification (``certify.py``, the
+reproductions' final evaluation). ``val_fraction = 0`` trains on the whole split, with no
+validation and no model selection (checkpoints written before validation splits existed were
+trained so, and load with ``val_fraction = 0``).
 
 Certification reads the data through :meth:`SmoothingDataModule.evaluation_subset` (the one
-fixed, class-stratified subset) and :meth:`SmoothingDataModule.certification_inputs` (inputs,
-labels, sigmas and the r to certify with, input-dependent or constant).
+fixed, class-stratified subset of a split) and :meth:`SmoothingDataModule.certification_inputs`
+(inputs, labels, sigmas and the r to certify with, input-dependent or constant).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .._validation import InvalidSetting, check_choice, check_int
+from .._validation import InvalidSetting, check_choice, check_float, check_int
 from ..knn import check_exact_backend, mean_knn_distance
 from ..knn_cache import cached_mean_knn_distance, cached_streamed_mean_knn_distance
 from ..knn_streamed import streamed_mean_knn_distance
@@ -38,6 +46,12 @@ from .statistics import normalization, value_range
 from .subsets import stratified_subset
 
 log = logging.getLogger(__name__)
+
+#: The share of the training split held out for validation unless told otherwise.
+DEFAULT_VAL_FRACTION = 0.1
+#: The splits a SmoothingDataModule serves: "train" and "val" carved from the source's
+#: training split, "test" the source's test split.
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 
 class SigmaDataset(Dataset):
@@ -87,6 +101,8 @@ class SmoothingDataModule(pl.LightningDataModule):
             training set) instead of all of them; ``None``: all. Training at a rate ``trr > 0``
             needs every training distance anyway, and then all are used.
         batch_size, num_workers: data loading.
+        val_fraction, val_seed: the share of the source's training split carved off as the
+            validation split (class-stratified, chosen by ``val_seed``); 0: none.
         eval_subset_size, eval_seed: the class-stratified subset to certify.
         cache_dir: kNN distance cache (default ``root/knn-cache``).
         download: allow downloading MNIST / CIFAR-10 / Fashion-MNIST.
@@ -117,6 +133,8 @@ class SmoothingDataModule(pl.LightningDataModule):
         m_sample_size: int | None = 5000,
         batch_size: int = 128,
         num_workers: int = 0,
+        val_fraction: float = DEFAULT_VAL_FRACTION,
+        val_seed: int = 0,
         eval_subset_size: int = 500,
         eval_seed: int = 0,
         cache_dir: str | None = None,
@@ -134,6 +152,9 @@ class SmoothingDataModule(pl.LightningDataModule):
         check_int("batch_size", batch_size, 1)
         if m_sample_size is not None:
             check_int("m_sample_size", m_sample_size, 1)
+        if val_fraction != 0:
+            check_float("val_fraction", val_fraction, 0.0, 1.0)
+        check_int("val_seed", val_seed, 0)
         check_int("eval_subset_size", eval_subset_size, 1)
         check_int("eval_seed", eval_seed, 0)
         self.save_hyperparameters()
@@ -191,24 +212,41 @@ class SmoothingDataModule(pl.LightningDataModule):
                 self._split(split)
 
     def setup(self, stage: str | None = None) -> None:
-        """Load what ``stage`` needs: for "fit" (or ``None``) both splits with their sigma,
-        otherwise the test split (and the training split only for a kNN sigma)."""
-        test = self._split("test")
-        self.sample_shape = tuple(test.sample_shape)
-        self.num_classes = test.num_classes
+        """Load what ``stage`` needs: for "fit" (or ``None``) the training and validation
+        splits with their sigma, for "validate" the validation split, otherwise the test split
+        (and the training split only for a kNN sigma)."""
         training = stage in ("fit", None)
+        first = self._split("test" if stage in ("test", "predict") else "train")
+        self.sample_shape = tuple(first.sample_shape)
+        self.num_classes = first.num_classes
         if self.test_sigma.r > 0 or (training and self.train_sigma.r > 0):
             k, size = self.hparams.k, len(self._split("train"))
             if k >= size:
                 raise InvalidSetting("k", f"({k}) must be smaller than the training set ({size})")
         if training:
             self._dataset("train")
-            self._dataset("test")
+        if stage in ("fit", "validate", None) and self.has_validation:
+            self._dataset("val")
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether a validation split is carved off (``val_fraction > 0``)."""
+        return self.hparams.val_fraction > 0
 
     @property
     def test_size(self) -> int:
         """Number of inputs in the test split."""
         return len(self._split("test").y)
+
+    def split_size(self, split: str) -> int:
+        """Number of inputs in ``split`` ("train", "val" or "test")."""
+        return len(self._split(check_choice("split", split, SPLIT_NAMES)).y)
+
+    @property
+    def reference_identity(self) -> str:
+        """The identity of the training points sigma(x) is computed against: the source's
+        training split less the validation split."""
+        return self._split("train").identity
 
     @property
     def class_names(self) -> tuple[str, ...] | None:
@@ -221,49 +259,55 @@ class SmoothingDataModule(pl.LightningDataModule):
         """The test split's identity (its name, options and content digest)."""
         return self._split("test").identity
 
-    def evaluation_subset(self, size: int | None = None) -> np.ndarray:
-        """The fixed, class-stratified evaluation subset of the test split: ``size`` inputs
-        (default ``eval_subset_size``) chosen by ``eval_seed``.
+    def evaluation_subset(self, size: int | None = None, split: str = "test") -> np.ndarray:
+        """The fixed, class-stratified evaluation subset of ``split`` ("test" for certification,
+        "val" for the callback): ``size`` inputs (default ``eval_subset_size``) chosen by
+        ``eval_seed``.
 
         Raises:
             InvalidSetting: when the split has fewer than ``size`` inputs.
         """
-        labels = self._split("test").y
+        labels = self._evaluated(split).y
         wanted = self.hparams.eval_subset_size if size is None else size
         if wanted > len(labels):
             raise InvalidSetting(
-                "eval_subset_size", f"({wanted}) exceeds the test split ({len(labels)} inputs)"
+                "eval_subset_size", f"({wanted}) exceeds the {split} split ({len(labels)} inputs)"
             )
         return stratified_subset(labels, wanted, self.hparams.eval_seed)
 
     def certification_inputs(
-        self, indices: Sequence[int], constant: bool = False
+        self, indices: Sequence[int], constant: bool = False, split: str = "test"
     ) -> CertificationInputs:
-        """Test inputs ``indices`` with their sigma(x) at the test rate ``r``, or with
-        ``constant`` every sigma ``sigma_b`` and ``r = 0`` (Cohen et al.'s smoothing)."""
+        """Inputs ``indices`` of ``split`` ("test" or "val") with their sigma(x) at the test
+        rate ``r``, or with ``constant`` every sigma ``sigma_b`` and ``r = 0`` (Cohen et al.'s
+        smoothing)."""
         chosen = list(indices)
-        size = self.test_size
+        data = self._evaluated(split)
+        size = len(data.y)
         outside = [i for i in chosen if not 0 <= i < size]
         if outside:
             raise InvalidSetting(
-                "indices", f"must lie in [0, {size}) (the test split), got {outside[0]}"
+                "indices", f"must lie in [0, {size}) (the {split} split), got {outside[0]}"
             )
         rows = torch.as_tensor(chosen, dtype=torch.long)
-        test = self._split("test")
-        x, y = torch.from_numpy(test.rows(rows.numpy())), torch.from_numpy(test.y)[rows]
+        x, y = torch.from_numpy(data.rows(rows.numpy())), torch.from_numpy(data.y)[rows]
         if constant:
             sigma = torch.full((len(chosen),), float(self.hparams.sigma_b), dtype=torch.float64)
             return CertificationInputs(chosen, x, y, sigma, 0.0)
-        sigma = torch.from_numpy(self._sigma("test"))[rows]
+        sigma = torch.from_numpy(self._sigma(split))[rows]
         return CertificationInputs(chosen, x, y, sigma, self.r)
 
+    def _evaluated(self, split: str) -> Split:
+        """The split certification reads: "test", or "val" where one is carved off."""
+        return self._split(check_choice("split", split, ("val", "test")))
+
     def split_arrays(self, split: str) -> ArraySplit:
-        """The inputs and labels of ``split`` ("train" or "test") as loaded (no sigma).
+        """The inputs and labels of ``split`` ("train", "val" or "test") as loaded (no sigma).
 
         Raises:
             InvalidSetting: for an image folder, which is not held in memory.
         """
-        data = self._split(check_choice("split", split, ("train", "test")))
+        data = self._split(check_choice("split", split, SPLIT_NAMES))
         if not isinstance(data, ArraySplit):
             raise InvalidSetting("dataset", f"{self.hparams.dataset} is read per batch, not held")
         return data
@@ -293,15 +337,51 @@ class SmoothingDataModule(pl.LightningDataModule):
         }
 
     def _split(self, split: str) -> Split:
-        if split not in self._splits:
-            self._splits[split] = load_split(
-                self.hparams.dataset,
-                split,
-                self.hparams.root,
-                download=self.hparams.download,
-                **(self.hparams.dataset_options or {}),
+        """ "test" as loaded; "train" and "val" carved from the source's training split."""
+        if split == "val" and not self.has_validation:
+            raise InvalidSetting(
+                "val_fraction",
+                "is 0, so there is no validation split: set --data.val_fraction "
+                f"(e.g. {DEFAULT_VAL_FRACTION})",
             )
+        if split not in self._splits:
+            if split == "test" or not self.has_validation:
+                self._splits[split] = self._source("test" if split == "test" else "train")
+            else:
+                source = self._source("train")
+                val_rows, fit_rows = self._holdout(source)
+                tag = f"holdout={self.hparams.val_fraction}:seed={self.hparams.val_seed}"
+                self._splits["val"] = _part(source, val_rows, f"{tag}:val")
+                self._splits["train"] = _part(source, fit_rows, f"{tag}:train")
         return self._splits[split]
+
+    def _source(self, split: str) -> Split:
+        return load_split(
+            self.hparams.dataset,
+            split,
+            self.hparams.root,
+            download=self.hparams.download,
+            **(self.hparams.dataset_options or {}),
+        )
+
+    def _holdout(self, source: Split) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the validation split and of the rest (class-stratified, seeded).
+
+        Raises:
+            InvalidSetting: naming ``val_fraction`` when it leaves either part empty.
+        """
+        size = len(source.y)
+        count = round(self.hparams.val_fraction * size)
+        if not 0 < count < size:
+            raise InvalidSetting(
+                "val_fraction",
+                f"({self.hparams.val_fraction}) of {size} training inputs leaves "
+                f"{count} for validation: choose a share that holds at least one input, or 0",
+            )
+        val_rows = stratified_subset(source.y, count, self.hparams.val_seed)
+        keep = np.ones(size, dtype=bool)
+        keep[val_rows] = False
+        return val_rows, np.flatnonzero(keep)
 
     def _dataset(self, split: str) -> SigmaDataset:
         """The split with its sigma in float32 (for training and validation batches)."""
@@ -398,8 +478,15 @@ class SmoothingDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        """The validation split; none (no validation loop) where ``val_fraction`` is 0."""
+        return self._loader("val", shuffle=False) if self.has_validation else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def _part(split: Split, rows: np.ndarray, name: str) -> Split:
+    """Rows ``rows`` of ``split`` as a split of its own: its identity names the part, so that
+    cached kNN distances of the part and of the whole never mix."""
+    return replace(split.subset(rows), identity=f"{split.identity}:{name}")
