@@ -4,13 +4,14 @@ Every ``every_n_epochs`` epochs, a class-stratified subset of the DataModule's *
 split (its ``eval_seed`` fixes it; the test split is never read here) is certified with the
 run's test-time sigma(x) (IDRS radius when its rate is positive, Cohen's otherwise). Under DDP
 the subset is sharded across ranks and the metrics are gathered by torchmetrics, so every rank
-computes the same numbers. Each certified epoch is one record at that epoch's step: the scalars go to every logger (and to
-``callback_metrics`` for checkpoint monitors); W&B gets them in one row with the curves drawn
-from the per-input radii, the per-class tables, IDRS against constant sigma and the curve of
-every certified epoch so far, ``epoch`` as their x-axis and best-value summaries
-(:mod:`idrs_lightning.dashboard`); the log directory gets ``certification/epoch_<e>.json``
-(``e`` is Lightning's 0-based epoch; the summary, the per-input radii and the settings) and
-one figure ``epoch_<e>.png`` / ``.pdf`` with both curves (:mod:`idrs_lightning.report`).
+computes the same numbers. Each certified epoch is one record at that epoch's step: the scalars
+go to every logger (and to ``callback_metrics`` for checkpoint monitors); W&B gets them in one
+row with the curves drawn from the per-input radii, the per-class tables, IDRS against constant
+sigma and the curve of every certified epoch so far, ``epoch`` as their x-axis and best-value
+summaries (:mod:`idrs_lightning.dashboard`); the log directory gets
+``certification/epoch_<e>.json`` (``e`` is Lightning's 0-based epoch; the summary, the
+per-input radii and the settings) and one figure ``epoch_<e>.png`` / ``.pdf`` with both curves
+(:mod:`idrs_lightning.report`).
 
 The callback never touches the training state: the model is certified in eval mode and its
 mode restored, no gradients are computed, and noise comes from its own seeded generators (the
