@@ -3,6 +3,7 @@
     python -m idrs_lightning.paper list
     python -m idrs_lightning.paper table1 [--out DIR] [--scale tiny|quick|paper]
     python -m idrs_lightning.paper all --scale quick
+    python -m idrs_lightning.paper fmnist --scale quick --control untrained   # negative control
 
 Each ID writes ``DIR/ID/``: its figures (PNG), ``table.md`` (paper | ours | difference |
 verdict, with the settings and sample sizes used) and ``results.json``, and prints the table;
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from .._validation import InvalidSetting
 from ..errors import OneLineParser, exit_on_user_error
-from .core import SCALES, Context, Outcome, Reproduction
+from .core import CONTROLS, SCALES, Context, Outcome, Reproduction
 from .output import write_index, write_outcome
 from .registry import REPRODUCTIONS
 
@@ -35,12 +36,19 @@ def chosen(name: str, scale: str) -> list[Reproduction]:
     return [REPRODUCTIONS[name]]
 
 
-def run(reproduction: Reproduction, folder: Path, scale: str, data_root: str) -> Outcome:
-    """Run one reproduction into ``folder/ID`` and print its table."""
-    out = folder / reproduction.id
+def run(
+    reproduction: Reproduction,
+    folder: Path,
+    scale: str,
+    data_root: str,
+    control: str | None = None,
+) -> Outcome:
+    """Run one reproduction into ``folder/ID`` (``folder/ID-CONTROL`` for a negative control)
+    and print its table."""
+    out = folder / (reproduction.id if control is None else f"{reproduction.id}-{control}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    outcome = reproduction.run(Context(out=out, scale=scale, data_root=data_root))
+    outcome = reproduction.run(Context(out, scale, data_root, control))
     outcome.settings["wall_seconds"] = round(time.perf_counter() - start, 1)
     sys.stdout.write(write_outcome(out, reproduction, scale, outcome) + "\n")
     return outcome
@@ -62,6 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="paper-results", help="parent folder of DIR/ID")
     parser.add_argument("--scale", choices=SCALES, default="quick")
     parser.add_argument("--data-root", default="data", help="where MNIST / CIFAR-10 live")
+    parser.add_argument(
+        "--control",
+        choices=sorted(CONTROLS),
+        default=None,
+        help="run as a negative control (a model that learnt nothing): no row may agree or hold",
+    )
     args = parser.parse_args(argv)
     if args.id == "list":
         sys.stdout.write(listing())
@@ -75,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     written = []
     for reproduction in selected:
         outcome = exit_on_user_error(
-            lambda item=reproduction: run(item, folder, args.scale, args.data_root)
+            lambda item=reproduction: run(item, folder, args.scale, args.data_root, args.control)
         )
         written.append((reproduction, outcome))
     if args.id == "all":

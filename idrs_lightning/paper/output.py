@@ -22,6 +22,12 @@ def _number(value: float | None) -> str:
     return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
 
 
+def _note(row: Comparison) -> str:
+    """The row's note, led by the precondition that made it inconclusive, if any."""
+    parts = [f"precondition failed: {row.blocked}"] if row.blocked else []
+    return "; ".join([*parts, row.note] if row.note else parts)
+
+
 def comparison_table(comparisons: list[Comparison]) -> str:
     """Markdown: quantity | paper | ours | difference | verdict | note."""
     lines = ["| quantity | paper | ours | difference | verdict | note |", "|---" * 6 + "|"]
@@ -31,8 +37,8 @@ def comparison_table(comparisons: list[Comparison]) -> str:
             _number(row.paper),
             _number(row.ours),
             _number(row.difference),
-            row.verdict,
-            row.note,
+            str(row.verdict),
+            _note(row),
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -77,16 +83,22 @@ def write_outcome(out: Path, reproduction: Reproduction, scale: str, outcome: Ou
 
 
 def write_index(folder: Path, scale: str, written: list[tuple[Reproduction, Outcome]]) -> None:
-    """``DIR/README.md``: one line per reproduction with its verdict counts and a link."""
+    """``DIR/README.md``: one line per reproduction with its verdict counts and a link, then
+    every row of every reproduction (ID | quantity | paper | ours | verdict)."""
     lines = [f"# Reproduction of the IDRS paper (scale `{scale}`)", ""]
     lines += ["| ID | result | verdicts |", "|---|---|---|"]
     for reproduction, outcome in written:
         counts: dict[str, int] = {}
         for row in outcome.comparisons:
-            counts[row.verdict] = counts.get(row.verdict, 0) + 1
+            counts[str(row.verdict)] = counts.get(str(row.verdict), 0) + 1
         summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
         link = f"[{reproduction.id}]({reproduction.id}/table.md)"
         lines.append(f"| {link} | {reproduction.title} | {summary} |")
+    lines += ["", "| ID | quantity | paper | ours | verdict |", "|---|---|---|---|---|"]
+    for reproduction, outcome in written:
+        for row in outcome.comparisons:
+            cells = (reproduction.id, row.quantity, _number(row.paper), _number(row.ours))
+            lines.append("| " + " | ".join((*cells, str(row.verdict))) + " |")
     write_text(folder / "README.md", "\n".join(lines) + "\n")
 
 

@@ -54,6 +54,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
             "Accuracy, abstention, misclassification vs sigma (Table 4)",
             "experiment",
             _lazy("vision", "table4"),
+            scales=("tiny", "quick", "paper"),
             needs="Fashion-MNIST",
         ),
         Reproduction(
@@ -61,12 +62,14 @@ REPRODUCTIONS: dict[str, Reproduction] = {
             "The 2-D toy example (Figures 1, 5, 8, 9)",
             "experiment",
             _lazy("toy", "disc"),
+            scales=("tiny", "quick", "paper"),
         ),
         Reproduction(
             "cone",
             "The N-dimensional cone (Table 5, Figure 10)",
             "experiment",
             _lazy("toy", "cone"),
+            scales=("tiny", "quick", "paper"),
         ),
         Reproduction(
             "fmnist",
