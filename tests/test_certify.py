@@ -270,3 +270,15 @@ def test_command_line_options_reach_the_configuration(monkeypatch) -> None:
     assert config.settings == CertificationSettings(n0=20, n=500, separate_pb=True)
     assert (config.precision, config.channels_last) == ("bf16", True)
     assert config.data == {"r": 0.02, "m": 4.5} and config.constant and config.indices == "0:9"
+
+
+def test_sigma_from_another_reference_set_is_never_appended(checkpoint, tmp_path) -> None:
+    """sigma(x) against the whole training split (val_fraction 0, the convention of
+    checkpoints from before validation splits) and against the split less its validation
+    part are other rows: the output directory refuses to mix them, naming the reference."""
+    out = str(tmp_path / "out")
+    whole = CertifyConfig(str(checkpoint), out, SMALL, indices="0:2", data={"val_fraction": 0.0})
+    run_certification(whole)
+    with pytest.raises(ValueError, match="sigma_reference="):
+        run_certification(CertifyConfig(str(checkpoint), out, SMALL, indices="0:2"))
+    assert len(read_rows(tmp_path / "out" / "results.tsv")) == 2
