@@ -255,12 +255,14 @@ def _angle_from_first_axis(x: np.ndarray) -> np.ndarray:
 
 
 def test_disc_minority_class_lies_in_its_sector() -> None:
-    data = load_split("disc", "train", "unused", sector_angle_deg=4.0)
+    data = load_split("disc", "train", "unused", sector_angle_deg=4.0, radial_scale=1.0)
     angle = np.degrees(_angle_from_first_axis(data.x))
     assert angle[data.y == 1].max() <= 2.0 + 1e-4
     assert angle[data.y == 0].min() >= 2.0 - 1e-4
     # Distance sqrt(chi2(2)): E|x|^2 = 2 (standard error 2 / sqrt(1000) ~ 0.06).
     assert np.mean(np.sum(data.x.astype(np.float64) ** 2, axis=1)) == pytest.approx(2.0, abs=0.3)
+    scaled = load_split("disc", "train", "unused", sector_angle_deg=4.0, radial_scale=4.0)
+    np.testing.assert_allclose(scaled.x, 4.0 * data.x, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("dim", "half_angle"), [(2, 5.0), (18, 5.0), (400, 5.0), (60, 45.0)])
@@ -291,7 +293,7 @@ def test_identities_differ_between_splits_datasets_and_options() -> None:
         load_split("cone", "train", "unused", radial_df=3.0).identity,
     ]
     assert len(set(identities)) == len(identities)
-    assert load_split("disc", "train", "unused", sector_angle_deg=5).identity == identities[0]
+    assert load_split("disc", "train", "unused", sector_angle_deg=20).identity == identities[0]
 
 
 @pytest.mark.parametrize("dim", [1, 401, 2.5, True, "60"])

@@ -101,7 +101,7 @@ def load_split(
         - ``fashion_mnist``: ``system_dir`` [:data:`FASHION_MNIST_SYSTEM_DIR`], or ``None`` to
           use only ``root``.
         - ``disc`` (Appendix A.1): ``per_class_train`` [500], ``per_class_test`` [100],
-          ``sector_angle_deg`` [5.0], ``radial_df`` [2.0], ``seed`` [0].
+          ``sector_angle_deg`` [20.0], ``radial_df`` [2.0], ``radial_scale`` [4.0], ``seed`` [0].
         - ``cone`` (Appendix A.5): ``dim`` [60], ``half_angle_deg`` [5.0],
           ``per_class_train`` [500], ``per_class_test`` [100], ``radial_df`` [2.0],
           ``radial_scale`` [1.0], ``seed`` [0].
@@ -155,7 +155,7 @@ def _default_options(name: str) -> dict[str, Any]:
         "fashion_mnist": {"system_dir": FASHION_MNIST_SYSTEM_DIR},
         "cifar10": {},
         "digits": {},
-        "disc": {**synthetic, "sector_angle_deg": 5.0},
+        "disc": {**synthetic, "sector_angle_deg": 20.0, "radial_scale": 4.0},
         "cone": {**synthetic, "dim": 60, "half_angle_deg": 5.0, "radial_scale": 1.0},
         "imagefolder": {
             "resize": 256,
