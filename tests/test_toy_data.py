@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from idrs_lightning.data.sources import load_split
-from idrs_lightning.paper.toy import disc_sigma_b
+from idrs_lightning.paper.toy import DISC_OPTIONS, disc_sigma_b
 
 DRAWS = 2000
 
@@ -51,3 +51,10 @@ def test_sigma_x_varies_and_recovers_a_part_of_the_narrow_class(disc: dict) -> N
     lost_varying = int(np.sum(disc["varying"][narrow] < 0.5))
     assert lost_varying < lost_constant - 5, (lost_varying, lost_constant)
     assert float(np.mean(disc["varying"][~narrow] >= 0.5)) < 0.02
+
+
+def test_the_reproduction_passes_the_generator_defaults_explicitly() -> None:
+    """Its checkpoints record these options, so a later change of the defaults cannot pair a
+    trained model with other data."""
+    explicit = load_split("disc", "test", "unused", **DISC_OPTIONS).identity
+    assert explicit == load_split("disc", "test", "unused").identity

@@ -9,6 +9,8 @@ interrupted reproduction continues where it stopped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import InvalidSetting
 from ..certify_run import CertifyConfig, run_certification
 from ..results import read_results
 from ..settings import CertificationSettings
@@ -47,7 +50,8 @@ def train_grid(
     The grid is expanded by W&B's sweep engine exactly as ``python -m idrs_lightning.sweep``
     does for a grid file; each run is ``train.py fit [--config config] --key=value ...`` with
     ``fixed`` options, in ``runs_dir/<run_name(parameters)>``. A run that finished before
-    (``checkpoints/last.ckpt`` present) is reused; an unfinished one is started again.
+    (``checkpoints/last.ckpt`` present) is reused if it was asked for with the same options
+    (:data:`REQUEST_FILE`), and refused otherwise; an unfinished one is started again.
 
     Returns:
         ``{run name: path of its last checkpoint}``.
@@ -69,14 +73,16 @@ def train_grid(
         run_dir = runs_dir / name
         checkpoint = run_dir / "checkpoints" / "last.ckpt"
         checkpoints[name] = checkpoint
+        line = command_line(sweep, parameters, [f"--runs_dir={runs_dir}", f"--run_name={name}"])
+        line += [*extra, "--trainer.enable_progress_bar=false"]
+        request = _request(line)
         if checkpoint.is_file():
+            _check_reuse(run_dir, request)
             log.info("reusing %s", run_dir)
             continue
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a run that did not finish: start it again
         runs_dir.mkdir(parents=True, exist_ok=True)
-        line = command_line(sweep, parameters, [f"--runs_dir={runs_dir}", f"--run_name={name}"])
-        line += [*extra, "--trainer.enable_progress_bar=false"]
         log.info("training %s", name)
         with (runs_dir / f"{name}.log").open("w") as output:
             done = subprocess.run(line, env=environment, stdout=output, stderr=subprocess.STDOUT)
@@ -85,7 +91,53 @@ def train_grid(
                 f"training run {name} failed (status {done.returncode}); see "
                 f"{runs_dir / (name + '.log')}"
             )
+        (run_dir / REQUEST_FILE).write_text(json.dumps(request, indent=1) + "\n")
     return checkpoints
+
+
+#: What a reproduction asked of a training run, kept in its directory: a finished run is
+#: reused only for the same request.
+REQUEST_FILE = "reproduction_request.json"
+
+
+def _request(line: list[str]) -> list[str]:
+    """The options of a training command that determine the model (not where it is written);
+    a config file stands for its content's SHA-256, so that an edited config is another
+    request."""
+    options = line[line.index("fit") :]
+    request = []
+    for before, part in zip(["", *options], options, strict=False):
+        if before == "--config":
+            part = "sha256:" + hashlib.sha256(Path(part).read_bytes()).hexdigest()
+        if not part.startswith("--runs_dir="):
+            request.append(part)
+    return request
+
+
+def _check_reuse(run_dir: Path, request: list[str]) -> None:
+    """Refuse to reuse a finished run trained on another request (other options, other data,
+    or a version that kept no request).
+
+    Raises:
+        InvalidSetting: naming ``out``, before anything is trained or certified.
+    """
+    recorded = run_dir / REQUEST_FILE
+    try:
+        found = json.loads(recorded.read_text())
+    except (OSError, ValueError):
+        found = None
+    if found != request:
+        differing = (
+            "it records no request (written by an older version)"
+            if found is None
+            else "its options differ: "
+            + ", ".join(sorted(set(map(str, request)) ^ set(map(str, found))))
+        )
+        raise InvalidSetting(
+            "out",
+            f"{run_dir} holds a finished training run that this reproduction would reuse, "
+            f"but {differing}: give another --out, or remove that run",
+        )
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ SCALES = {
 #: larger rates than in images; at 0.5 sigma(x) spans more than a factor of ten over the test
 #: inputs), k = 20 and m = min as for the cone.
 DISC_RATE, DISC_K, DISC_M = 0.5, 20, "min"
+#: The disc's generator options, passed explicitly (Appendix A.1 as read in
+#: :func:`~idrs_lightning.data.synthetic.generate_disc`; the generator's defaults).
+DISC_OPTIONS = {"sector_angle_deg": 20.0, "radial_df": 2.0, "radial_scale": 4.0}
 #: Half the side of the figures' plotting windows: the zoom on the narrow sector near the
 #: origin (Figure 1) and the whole data (Figure 9); the data's scale is the generator's
 #: ``radial_scale`` (4).
@@ -83,6 +86,13 @@ def _train_one(
         config=str(CONFIGS / config),
     )
     return runs[tag]
+
+
+def _tag(name: str, options: dict[str, Any]) -> str:
+    """A training run's name from its data set's options: a model is reused only for the same
+    data (the options are also recorded in its checkpoint, so a later change of the
+    generator's defaults cannot pair it with other data)."""
+    return f"{name}-" + "-".join(f"{key}{value:g}" for key, value in options.items())
 
 
 def _reach(run: Certified) -> float:
@@ -117,7 +127,13 @@ def disc_sigma_b(target_mean: float = 0.6) -> tuple[float, SmoothingDataModule]:
     set's mean kNN distances (sigma_b is then sigma(x)'s smallest value over the training set,
     Appendix E.1). Training points' sigma(x) leaves the point itself out of its neighbourhood.
     """
-    design = {"dataset": "disc", "r": DISC_RATE, "k": DISC_K, "m": DISC_M}
+    design = {
+        "dataset": "disc",
+        "dataset_options": DISC_OPTIONS,
+        "r": DISC_RATE,
+        "k": DISC_K,
+        "m": DISC_M,
+    }
     unit = SmoothingDataModule(sigma_b=1.0, trr=DISC_RATE, eval_subset_size=TEST_INPUTS, **design)
     unit.setup("fit")
     sigma_b = target_mean / float(unit.train_dataloader().dataset.sigma.double().mean())
@@ -146,7 +162,13 @@ def disc(context: Context) -> Outcome:
     """Figure 1: constant sigma 0.6 against sigma(x) of mean 0.6; Figures 5, 8 and 9."""
     scale = SCALES[context.scale]
     sigma_b, module = disc_sigma_b(paper_numbers()["disc"]["sigma"])
-    checkpoint = _train_one(context, "disc.yaml", f"disc-mlp-e{scale.epochs}", {}, scale.epochs)
+    checkpoint = _train_one(
+        context,
+        "disc.yaml",
+        f"{_tag('disc', DISC_OPTIONS)}-e{scale.epochs}",
+        DISC_OPTIONS,
+        scale.epochs,
+    )
     sigma_test = module.certification_inputs(range(module.test_size)).sigma.numpy()
     idrs_data = {"sigma_b": sigma_b, "r": DISC_RATE, "k": DISC_K, "m": DISC_M}
     runs = {
@@ -378,7 +400,7 @@ def cone(context: Context) -> Outcome:
     rows, results = [], {}
     for axes, dim in zip(panels, dims, strict=True):
         options = {"dim": dim, **generator[dim]}
-        tag = "cone-" + "-".join(f"{key}{value:g}" for key, value in options.items())
+        tag = _tag("cone", options)
         checkpoint = _train_one(
             context, "cone.yaml", f"{tag}-e{scale.epochs}", options, scale.epochs
         )
