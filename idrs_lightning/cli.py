@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -124,7 +125,12 @@ def default_checkpoints(folder: Path, validation: bool) -> list[ModelCheckpoint]
     the monitored value improved, so "last" is a checkpoint of its own with no monitor.
     """
     last = ModelCheckpoint(
-        dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+        dirpath=folder,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,  # also in epochs without validation (after it, if any)
     )
     if not validation:
         return [last]
@@ -137,6 +143,31 @@ def default_checkpoints(folder: Path, validation: bool) -> list[ModelCheckpoint]
         auto_insert_metric_name=False,
     )
     return [last, best]
+
+
+def check_same_split(ckpt_path: str, config: Any) -> None:
+    """A resumed run keeps its checkpoint's training/validation split: another would train the
+    remaining epochs on other data, compute sigma(x) against another reference set and let a
+    best checkpoint chosen under the old split (before validation splits existed: on the test
+    split) carry over. A checkpoint that records no ``val_fraction`` has 0.
+
+    Raises:
+        InvalidSetting: naming ``data.val_fraction`` or ``data.val_seed``.
+    """
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        recorded = dict(state.get("datamodule_hyper_parameters") or {})
+    except Exception:  # not readable here: Lightning reports it when it loads the file
+        return
+    for name, default in (("val_fraction", 0.0), ("val_seed", 0)):
+        then = recorded.get(name, default)
+        now = _get_path(config, f"data.init_args.{name}", f"data.{name}")
+        if now is not None and now != then:
+            raise InvalidSetting(
+                f"data.{name}",
+                f"is {now}, but {ckpt_path} was trained with {name} = {then}: resume with "
+                f"--data.{name}={then} (another split trains on other data and changes sigma(x))",
+            )
 
 
 def _get_path(config: Any, *keys: str) -> Any:
@@ -207,6 +238,8 @@ class TrainingCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config
         resume = config.get("ckpt_path") is not None
+        if resume:
+            check_same_split(config.get("ckpt_path"), config)
         label = run_label(getattr(self, "_arguments", []))
         previous = checkpoint_run_directory(config.get("ckpt_path"))
         if config.run_name is None and previous is not None:  # continue that run

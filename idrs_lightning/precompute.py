@@ -56,6 +56,7 @@ def precompute(data: dict[str, Any]) -> SmoothingDataModule:
     """Build the DataModule of ``data`` and compute (or read) every sigma(x) it needs."""
     datamodule = SmoothingDataModule(**data)
     datamodule.setup("fit")
+    datamodule.prepare_sigma()
     log.info(
         "sigma(x) ready for %s (k=%d, m=%s) in %s",
         datamodule.hparams.dataset,

@@ -17,7 +17,6 @@ import torch
 
 from idrs_lightning.data.arrays import ArraySplit
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.data.folders import load_folder_split
 from idrs_lightning.knn import float32_error_factor, mean_knn_distance
 from idrs_lightning.knn_streamed import shard, streamed_mean_knn_distance
 from tests.helpers import brute_force_mean_knn
@@ -220,18 +219,24 @@ def test_two_processes_write_the_files_of_one_and_of_brute_force(tree, reference
     root = _copy(tree, tmp_path)
     done = _precompute(root, 2, "--data.knn_query_chunk=7", "--data.knn_database_chunk=11")
     assert done.returncode == 0, done.stderr
-    assert _entries(root) == one and len(one) == 2  # train (leave-one-out) and test
-    train = load_folder_split(root, "train", 32, 32).rows(np.arange(60))
-    test = load_folder_split(root, "test", 32, 32).rows(np.arange(18))
+    assert _entries(root) == one and len(one) == 3  # train (leave-one-out), validation, test
     datamodule = SmoothingDataModule(
         "imagefolder", root=str(root), dataset_options={"resize": 32, "crop": 32}, k=5, r=0.01
     )
-    datamodule.setup("test")
+    datamodule.setup("fit")
+    splits = {name: datamodule._split(name) for name in ("train", "val", "test")}
+    rows = {name: split.rows(np.arange(len(split))) for name, split in splits.items()}
+    assert len(rows["train"]) + len(rows["val"]) == 60 and len(rows["test"]) == 18
+    for name in ("val", "test"):
+        np.testing.assert_allclose(
+            datamodule._mean_distances(name),
+            brute_force_mean_knn(rows[name], rows["train"], 5, False),
+            rtol=1e-14,
+        )
     np.testing.assert_allclose(
-        datamodule._mean_distances("test"), brute_force_mean_knn(test, train, 5, False), rtol=1e-14
-    )
-    np.testing.assert_allclose(
-        datamodule._mean_distances("train"), brute_force_mean_knn(train, train, 5, True), rtol=1e-14
+        datamodule._mean_distances("train"),
+        brute_force_mean_knn(rows["train"], rows["train"], 5, True),
+        rtol=1e-14,
     )
 
 

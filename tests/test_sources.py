@@ -354,7 +354,7 @@ STATISTICS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "digits": MNIST_STATS,
-    "disc": IDENTITY_STATS,
+    "disc": ((0.0,), (4.0,)),  # divided by the default radial scale
     "cone": IDENTITY_STATS,
     "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's, torchvision's
 }

@@ -233,3 +233,39 @@ def test_without_a_validation_split_only_the_last_state_is_kept(tmp_path, offlin
     assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
     metrics = tmp_path / "runs" / "noval" / "csv" / "metrics.csv"
     assert not metrics.exists() or "val/acc_noisy" not in metrics.read_text(), "no validation"
+
+
+def test_last_checkpoint_is_the_final_epoch_when_it_has_no_validation(
+    tmp_path, offline_env
+) -> None:
+    """Validation every second epoch, three epochs: the third has none, and last.ckpt must
+    still hold it (Lightning saves at validation end by default)."""
+    sparse = ("--trainer.check_val_every_n_epoch=2", "--trainer.max_epochs=3")
+    result = _train(tmp_path, offline_env, "--run_name=sparse", *sparse)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _epoch(tmp_path / "runs" / "sparse" / "checkpoints" / "last.ckpt") == 2
+
+
+def test_resuming_under_another_split_is_refused(tmp_path, offline_env) -> None:
+    """A checkpoint from before validation splits (no val_fraction recorded: 0) resumed with
+    the default split would train on other data: refused, nothing created; resumed with its
+    own split, it goes on."""
+    first = _train(tmp_path, offline_env, "--run_name=first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = torch.load(tmp_path / "runs" / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    del state["datamodule_hyper_parameters"]["val_fraction"]  # as written before the split
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old)
+    refused = _train(tmp_path, offline_env, "--run_name=again", f"--ckpt_path={old}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "--data.val_fraction=0.0" in refused.stderr
+    assert not (tmp_path / "runs" / "again").exists()
+    resumed = _train(
+        tmp_path,
+        offline_env,
+        "--run_name=again",
+        f"--ckpt_path={old}",
+        "--data.val_fraction=0",
+        "--trainer.max_epochs=2",
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -6,8 +6,8 @@ Cohen et al.'s smoothing). The kNN statistic is computed against the unaugmented
 split, in the space where noise is added (flattened ``[0, 1]`` pixels), only when a rate is
 positive, and cached on disk; ``sigma_b``, the rates, ``m`` and the clamp are re-applied to
 the cached distances. Training points leave themselves out of their own neighbourhood, so
-that their sigma is distributed like that of unseen inputs; evaluation points use exactly
-Eq. 1 over the whole training set.
+that their sigma is distributed like that of unseen inputs; validation and test points use
+exactly Eq. 1 over the training split ("train" below).
 
 Three splits: a validation split of ``val_fraction`` of the source's training split is carved
 off (class-stratified, seeded by ``val_seed``); "train" is the rest. sigma(x) of every split is
@@ -71,10 +71,10 @@ class SigmaDataset(Dataset):
 
 @dataclass(frozen=True)
 class CertificationInputs:
-    """Test inputs to certify: ``x`` ``[k x ...]``, labels ``y``, noise levels ``sigma`` (one
-    per input, float64: Eq. 1 as evaluated, never rounded to float32, so that the noise level
-    sampled is an r-semi-elastic function up to float64 rounding) and the semi-elasticity ``r``
-    that produced them (0: constant sigma)."""
+    """Inputs to certify (test or validation): ``x`` ``[k x ...]``, labels ``y``, noise levels
+    ``sigma`` (one per input, float64: Eq. 1 as evaluated, never rounded to float32, so that
+    the noise level sampled is an r-semi-elastic function up to float64 rounding) and the
+    semi-elasticity ``r`` that produced them (0: constant sigma)."""
 
     indices: list[int]
     x: torch.Tensor
@@ -97,8 +97,8 @@ class SmoothingDataModule(pl.LightningDataModule):
         k, m, sigma_min, sigma_max: the kNN design of Eq. 1 (``m`` a number, "min" or "mean"
             of the training set's kNN mean distances, Appendix E.1).
         m_sample_size: when ``m`` is "min"/"mean" and training uses constant noise, ``m`` is
-            taken over this many training points (seeded; leave-one-out against the whole
-            training set) instead of all of them; ``None``: all. Training at a rate ``trr > 0``
+            taken over this many training points (seeded; leave-one-out against the training
+            split) instead of all of them; ``None``: all. Training at a rate ``trr > 0``
             needs every training distance anyway, and then all are used.
         batch_size, num_workers: data loading.
         val_fraction, val_seed: the share of the source's training split carved off as the
@@ -225,8 +225,28 @@ class SmoothingDataModule(pl.LightningDataModule):
                 raise InvalidSetting("k", f"({k}) must be smaller than the training set ({size})")
         if training:
             self._dataset("train")
+            if self.test_sigma.r > 0:
+                self._choose_m()  # saved with checkpoints (state_dict), whatever the splits
         if stage in ("fit", "validate", None) and self.has_validation:
             self._dataset("val")
+
+    def prepare_sigma(self) -> None:
+        """Compute (or read from the cache) sigma(x) of every split that has one to compute:
+        training points at a positive train rate, validation and test points at a positive
+        test rate."""
+        for split in SPLIT_NAMES:
+            rate = (self.train_sigma if split == "train" else self.test_sigma).r
+            if rate > 0 and (split != "val" or self.has_validation):
+                self._sigma(split)
+
+    def training_sigma(self) -> np.ndarray:
+        """sigma(x) of the test design (rate ``r``, the same ``m``) at every training point,
+        each leaving itself out of its neighbourhood (so distributed like an unseen input's),
+        in float64: e.g. the mean noise level of IDRS over the training data."""
+        if self.test_sigma.r == 0:
+            return np.full(len(self._split("train")), float(self.test_sigma.sigma_b))
+        self._choose_m()
+        return np.asarray(self.test_sigma(self._mean_distances("train")), dtype=np.float64)
 
     @property
     def has_validation(self) -> bool:

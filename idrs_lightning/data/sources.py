@@ -45,7 +45,7 @@ from .arrays import SPLITS, ArraySplit
 from .digits import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, load_digits
 from .folders import TRAIN_CROPS, FolderSplit, load_folder_split
 from .statistics import IMAGENET_MEAN, IMAGENET_STD, normalization
-from .synthetic import CONE_DIM_RANGE, generate_cone, generate_disc
+from .synthetic import CONE_DIM_RANGE, DISC_DEFAULTS, generate_cone, generate_disc
 from .vision import FASHION_MNIST_SYSTEM_DIR, load_vision
 
 __all__ = [
@@ -155,7 +155,7 @@ def _default_options(name: str) -> dict[str, Any]:
         "fashion_mnist": {"system_dir": FASHION_MNIST_SYSTEM_DIR},
         "cifar10": {},
         "digits": {},
-        "disc": {**synthetic, "sector_angle_deg": 20.0, "radial_scale": 4.0},
+        "disc": {**synthetic, **DISC_DEFAULTS},
         "cone": {**synthetic, "dim": 60, "half_angle_deg": 5.0, "radial_scale": 1.0},
         "imagefolder": {
             "resize": 256,

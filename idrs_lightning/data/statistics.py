@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .._validation import check_choice
+from .synthetic import DISC_DEFAULTS
 
 MNIST_MEAN: tuple[float, ...] = (0.1307,)
 MNIST_STD: tuple[float, ...] = (0.3081,)
@@ -41,9 +42,9 @@ def normalization(
     """``(mean, std)``, one value per channel, of a data set of :data:`.sources.DATASETS`.
 
     An ``imagefolder`` takes its ``mean`` / ``std`` options, by default ImageNet's. The
-    synthetic ``disc`` points get the identity ``((0.0,), (1.0,))``; ``cone`` points are
-    divided by their ``radial_scale`` option (the generator's distance unit), so that the
-    network sees distances of order one at every scale.
+    synthetic ``disc`` and ``cone`` points are divided by their ``radial_scale`` option (the
+    generator's distance unit), so that the network sees distances of order one at every
+    scale.
 
     Raises
     ------
@@ -55,8 +56,9 @@ def normalization(
         given = options or {}
         mean, std = given.get("mean", statistics[0]), given.get("std", statistics[1])
         return tuple(map(float, mean)), tuple(map(float, std))  # type: ignore[arg-type]
-    if dataset == "cone":
-        scale = float((options or {}).get("radial_scale", 1.0))  # type: ignore[arg-type]
+    if dataset in ("disc", "cone"):
+        default = DISC_DEFAULTS["radial_scale"] if dataset == "disc" else 1.0
+        scale = float((options or {}).get("radial_scale", default))  # type: ignore[arg-type]
         return (0.0,), (scale,)
     return statistics
 

@@ -23,6 +23,8 @@ from .arrays import SPLITS, ArraySplit, split_identity
 CONE_DIM_RANGE = (2, 400)
 
 _STREAM_TAGS = {"disc": 1, "cone": 2}
+#: The disc's generator options by default (Appendix A.1 as read in :func:`generate_disc`).
+DISC_DEFAULTS: dict[str, float] = {"sector_angle_deg": 20.0, "radial_scale": 4.0}
 
 
 def generate_disc(split: str, **options: Any) -> ArraySplit:

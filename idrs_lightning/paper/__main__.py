@@ -1,7 +1,7 @@
 """Reproduce a result of the IDRS paper, the paper's numbers beside ours.
 
     python -m idrs_lightning.paper list
-    python -m idrs_lightning.paper table1 [--out DIR] [--scale tiny|quick|paper]
+    python -m idrs_lightning.paper table1 [--out DIR] [--scale tiny|quick|study|paper]
     python -m idrs_lightning.paper all --scale quick
     python -m idrs_lightning.paper fmnist --scale quick --control untrained   # negative control
 

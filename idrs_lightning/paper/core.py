@@ -118,10 +118,11 @@ class Comparison:
         low, high = self.interval.low, self.interval.high
         if self.claim == "positive":
             decided = Verdict.HOLDS if low > 0 else Verdict.DOES_NOT_HOLD if high <= 0 else None
-        elif self.claim == "not positive":
-            decided = (
-                Verdict.HOLDS if high <= self.margin else Verdict.DOES_NOT_HOLD if low > 0 else None
-            )
+        elif self.claim == "not positive":  # at most margin above zero
+            if high <= self.margin:
+                decided = Verdict.HOLDS
+            else:
+                decided = Verdict.DOES_NOT_HOLD if low > self.margin else None
         else:  # equivalent: the whole interval within +-margin, or none of it
             inside = -self.margin <= low and high <= self.margin
             outside = low > self.margin or high < -self.margin
@@ -167,7 +168,8 @@ def claim(
         note=note,
     )
     if row.verdict is Verdict.INCONCLUSIVE and not blocked:
-        target = margin / 2 if kind != "positive" else abs(interval.estimate) / 2
+        distance = {"positive": abs(interval.estimate), "equivalent": margin}
+        target = distance.get(kind, abs(interval.estimate - margin)) / 2
         needed = interval.inputs_for(target) if target > 0 else 0
         detail = (
             f"about {needed} inputs at {interval.seeds} seed(s) would decide it"

@@ -64,16 +64,22 @@ def clean_accuracy(runs: Sequence[Certified]) -> Interval:
     return mean_interval(stacked(runs, "correct"))
 
 
-def below_chance(models: dict[str, Sequence[Certified]], classes: int) -> str:
+def below_chance(
+    models: dict[str, Sequence[Certified]], classes: int, baseline: Interval | None = None
+) -> str:
     """Why conclusions about these models cannot be drawn, or "" when each one's clean
-    accuracy interval lies above chance (1 / classes): a claim about trained models is not
-    tested on models that predict no better than a guess (untrained, label-shuffled)."""
-    chance = 1.0 / classes
+    accuracy interval lies above chance (1 / classes) and above the upper end of an untrained
+    ``baseline``'s interval, if given: a claim about trained models is not tested on models
+    that predict no better than a guess or than a network that learnt nothing."""
+    chance, reference = 1.0 / classes, "chance"
+    if baseline is not None and baseline.high > chance:
+        chance, reference = baseline.high, "the untrained network's accuracy (upper end)"
     for name, runs in models.items():
         accuracy = clean_accuracy(runs)
         if accuracy.low <= chance:
             return (
                 f"{name} model's clean accuracy {accuracy.estimate:.3f} "
-                f"[{accuracy.low:.3f}, {accuracy.high:.3f}] is not above chance {chance:.3f}"
+                f"[{accuracy.low:.3f}, {accuracy.high:.3f}] is not above {reference} "
+                f"{chance:.3f}"
             )
     return ""

@@ -1,0 +1,94 @@
+"""The cone's ideal classifier under noise (``cone_geometry.cone_probability``) against Monte
+Carlo, exact values and its limits."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+from scipy.stats import ncx2
+
+from idrs_lightning.data.sources import load_split
+from idrs_lightning.paper import cone_geometry
+
+ANGLE = 5.0
+#: Sigma of Table 5's constant rows, and scales at which those probabilities are not extreme.
+SIGMA = {2: 0.5, 18: 1.0, 60: 1.0, 400: 2.0}
+SCALE = {2: 9.05, 18: 243.0, 60: 656.0, 400: 4462.0}
+
+
+def _split(split: str, dim: int, scale: float):
+    return load_split("cone", split, ".", dim=dim, radial_scale=scale, half_angle_deg=ANGLE)
+
+
+def _monte_carlo(point, sigma, half_angle_deg, draws, rng):
+    noisy = point + sigma * rng.standard_normal((draws, point.size))
+    inside = noisy[:, 0] >= math.cos(math.radians(half_angle_deg)) * np.linalg.norm(noisy, axis=1)
+    return float(np.mean(inside))
+
+
+@pytest.mark.parametrize("dim", [2, 60, 400])
+def test_quadrature_matches_monte_carlo(dim):
+    """20,000 noise draws at three test points with a non-extreme probability, within 4 SE."""
+    sigma, draws = SIGMA[dim], 20_000
+    split = _split("test", dim, SCALE[dim])
+    probability = cone_geometry.cone_probability(split.x, sigma, ANGLE)
+    chosen = np.flatnonzero((probability > 0.05) & (probability < 0.95))[:3]
+    assert chosen.size == 3
+    rng = np.random.default_rng(20220717 + dim)
+    for index in chosen:
+        point = split.x[index].astype(np.float64)
+        estimate = _monte_carlo(point, sigma, ANGLE, draws, rng)
+        p = probability[index]
+        assert abs(estimate - p) <= 4 * math.sqrt(p * (1 - p) / draws), (index, p, estimate)
+
+
+@pytest.mark.parametrize("dim", [2, 6, 18, 60, 400])
+@pytest.mark.parametrize("half_angle_deg", [5.0, 42.0, 80.0, 89.9])
+def test_quadrature_exact_at_the_apex(dim, half_angle_deg):
+    """At the apex P is the cap's share of the sphere, I_{sin^2 theta}((N-1)/2, 1/2) / 2."""
+    exact = 0.5 * special.betainc((dim - 1) / 2, 0.5, math.sin(math.radians(half_angle_deg)) ** 2)
+    ours = cone_geometry.cone_probability(np.zeros(dim), 1.3, half_angle_deg)[0]
+    assert ours == pytest.approx(exact, abs=1e-12)
+
+
+def test_quadrature_limits():
+    """Far behind the apex P = 0, far along the axis P = 1."""
+    points = np.zeros((2, 18))
+    points[:, 0] = [-20.0, 1e4]
+    np.testing.assert_allclose(cone_geometry.cone_probability(points, 1.0, 30.0), [0.0, 1.0])
+
+
+@pytest.mark.filterwarnings("ignore:Error in function cdf:RuntimeWarning")
+def test_noncentral_chi_square_cdf_has_no_nan_in_the_far_upper_tail():
+    """scipy's ncx2.cdf is NaN 20 standard deviations above the mean at nc = 1e10; ours is 1.
+
+    (There scipy's sf warns that its series did not converge, but returns about 1e-89.)
+    """
+    nc = np.full(5, 1e10)
+    x = nc + 17 + np.array([-5.0, -1.0, 1.0, 5.0, 20.0]) * np.sqrt(2 * (17 + 2 * nc))
+    ours = cone_geometry._ncx2_cdf(x, 17, nc)
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours[:4], ncx2.cdf(x[:4], 17, nc[:4]), rtol=1e-9, atol=1e-15)
+    assert ours[4] == 1.0
+
+
+def test_scaling_the_data_is_smoothing_with_sigma_over_the_scale():
+    """The cone is scale-invariant, and the generator draws the same points at every scale."""
+    unit = _split("test", 18, 1.0).x.astype(np.float64)
+    scaled = _split("test", 18, 250.0).x.astype(np.float64)
+    np.testing.assert_allclose(scaled, 250.0 * unit, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(
+        cone_geometry.cone_probability(scaled, 1.0, ANGLE),
+        cone_geometry.cone_probability(unit, 1.0 / 250.0, ANGLE),
+        atol=1e-4,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dim", [2, 18, 400])
+@pytest.mark.parametrize("factor", [1.0, 10.0])
+def test_class0_points_are_never_predicted_class1(dim, factor):
+    split = _split("test", dim, factor * SCALE[dim])
+    probability = cone_geometry.cone_probability(split.x, SIGMA[dim], ANGLE)
+    assert not np.any(probability[split.y == 0] > 0.5)
