@@ -234,3 +234,45 @@ def test_a_paper_number_moved_beyond_its_tolerance_differs(monkeypatch) -> None:
     monkeypatch.setattr(vision, "paper_numbers", lambda: moved)
     after = _verdicts(runs, "mnist")[quantity]
     assert (before, after) == (Verdict.AGREES, Verdict.DIFFERS)
+
+
+# ----------------------------------------------------------------------- the toys' rows
+
+
+def _two_class_run(correct: int, radius: float = 1.0, sigma: float = 1.0) -> Certified:
+    labels = np.arange(200) % 2
+    predict = labels.copy()
+    predict[correct:] = 1 - labels[correct:]
+    run = _run(labels, predict, np.full(200, radius))
+    run.results["sigma"] = np.full(200, sigma)
+    return run
+
+
+def test_cone_rows_agree_differ_or_stay_calibrated() -> None:
+    from idrs_lightning.paper import toy
+
+    baseline = mean_interval(np.r_[np.ones(100), np.zeros(100)][None])  # an untrained 0.5
+    idrs = {"dim": 18, "sigma": 0.8, "r": 0.05, "accuracy": 0.886}
+    matching = _two_class_run(177)  # 0.885
+    assert toy._cone_comparison(18, "x", idrs, matching, baseline).verdict is Verdict.AGREES
+    moved = {**idrs, "accuracy": 0.886 - 0.1}  # beyond two binomial errors (0.045)
+    assert toy._cone_comparison(18, "x", moved, matching, baseline).verdict is Verdict.DIFFERS
+    guessing = _two_class_run(100)
+    assert toy._cone_comparison(18, "x", idrs, guessing, baseline).verdict is Verdict.INCONCLUSIVE
+    fitted = {**idrs, "r": 0.0}
+    assert toy._cone_comparison(18, "x", fitted, matching, baseline).verdict is Verdict.CALIBRATED
+
+
+def test_disc_claims_hold_for_a_learnt_model_only() -> None:
+    from idrs_lightning.paper import toy
+
+    scale = toy.SCALES["quick"]
+    cap = constant_cap(0.6, scale.n, 0.001)
+    baseline = mean_interval(np.r_[np.ones(150), np.zeros(50)][None])  # a lucky 0.75
+    constant = _two_class_run(180, radius=cap)
+    varying = _two_class_run(198, radius=1.2 * cap)  # past the cap, 18 more inputs right
+    rows = toy._disc_rows(0.37, 0.6, constant, varying, scale, baseline)
+    assert [r.verdict for r in rows] == [Verdict.SETTING, Verdict.HOLDS, Verdict.HOLDS]
+    lucky = _two_class_run(150, radius=cap)  # no better than the untrained network
+    rows = toy._disc_rows(0.37, 0.6, lucky, varying, scale, baseline)
+    assert [r.verdict for r in rows][1:] == [Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
