@@ -27,6 +27,7 @@ def _interval(low: float, high: float, inputs: int = 100) -> Interval:
         (Comparison("x", 0.5, 0.52, 0.03), Verdict.AGREES),
         (Comparison("x", 0.5, 0.54, 0.03), Verdict.DIFFERS),
         (Comparison("x", 0.0003, 0.01, 0.05, resolution=0.0003), Verdict.INCONCLUSIVE),
+        (Comparison("x", 0.0003, 0.2, 0.05, resolution=0.0003), Verdict.DIFFERS),
         (Comparison("x", 0.5, 0.5, 0.01, blocked="model at chance"), Verdict.INCONCLUSIVE),
         (Comparison("x", 0.6, 0.6, kind="setting"), Verdict.SETTING),
         (Comparison("x", 0.9, 0.9, 0.01, kind="calibrated"), Verdict.CALIBRATED),
@@ -276,3 +277,18 @@ def test_disc_claims_hold_for_a_learnt_model_only() -> None:
     lucky = _two_class_run(150, radius=cap)  # no better than the untrained network
     rows = toy._disc_rows(0.37, 0.6, lucky, varying, scale, baseline)
     assert [r.verdict for r in rows][1:] == [Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
+
+
+def test_cone_gap_rows_decide_only_beyond_our_resolution() -> None:
+    from idrs_lightning.paper import toy
+
+    baseline = mean_interval(np.r_[np.ones(100), np.zeros(100)][None])
+    constant_row = {"dim": 2, "sigma": 0.5, "r": 0.0, "accuracy": 0.943}
+    idrs_row = {"dim": 2, "sigma": 0.4, "r": 0.2, "accuracy": 0.96}
+    constant = _two_class_run(189)
+    close = _two_class_run(192)  # 3 more inputs right: a gap of 0.015, the paper's 0.017
+    row = toy._cone_gap(2, "x", idrs_row, close, constant_row, constant, baseline)
+    assert row.verdict is Verdict.INCONCLUSIVE and "would decide" in row.note
+    worse = _two_class_run(150)  # 39 fewer right: far from the paper's gap
+    row = toy._cone_gap(2, "x", idrs_row, worse, constant_row, constant, baseline)
+    assert row.verdict is Verdict.DIFFERS

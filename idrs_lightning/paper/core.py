@@ -72,9 +72,10 @@ ClaimKind = Literal["positive", "not positive", "equivalent"]
 class Comparison:
     """One number of the paper, or one of its claims, beside ours.
 
-    ``compare`` rows: ``tolerance`` is the largest difference called agreement; where
-    ``resolution`` is given (the size of the effect the number is about) and the tolerance
-    exceeds it, the row is inconclusive. ``claim`` rows: ``holds`` for an exact check, else
+    ``compare`` rows: ``tolerance`` is the largest difference called agreement; a larger one
+    differs. Where ``resolution`` is given (the size of the effect the number is about) and
+    the tolerance exceeds it, a difference within the tolerance is inconclusive, not an
+    agreement. ``claim`` rows: ``holds`` for an exact check, else
     ``interval`` (our effect's confidence interval) and ``claim`` / ``margin``. ``blocked``
     names a failed precondition, which makes any compare or claim row inconclusive.
     """
@@ -106,9 +107,11 @@ class Comparison:
             return self._claim_verdict()
         if self.paper is None or self.tolerance is None:
             return Verdict.INCONCLUSIVE
+        if abs(self.ours - self.paper) > self.tolerance:
+            return Verdict.DIFFERS
         if self.resolution is not None and self.tolerance > self.resolution:
-            return Verdict.INCONCLUSIVE
-        return Verdict.AGREES if abs(self.ours - self.paper) <= self.tolerance else Verdict.DIFFERS
+            return Verdict.INCONCLUSIVE  # within our error, which is wider than the effect
+        return Verdict.AGREES
 
     def _claim_verdict(self) -> Verdict:
         if self.holds is not None:

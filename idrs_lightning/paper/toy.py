@@ -21,7 +21,7 @@ from ..data.datamodule import SmoothingDataModule
 from ..metrics import certified_accuracy
 from ..settings import CertificationSettings
 from . import calibration
-from .core import Comparison, Context, Outcome, claim, paper_numbers, sampling_error
+from .core import Comparison, Context, Outcome, Verdict, claim, paper_numbers, sampling_error
 from .evidence import (
     below_chance,
     certified_share,
@@ -158,6 +158,35 @@ def _cone_comparison(
     )
 
 
+def _cone_gap(
+    dim: int,
+    label: str,
+    row: dict[str, Any],
+    run: Certified,
+    constant_row: dict[str, Any],
+    constant_run: Certified,
+    baseline: Interval,
+) -> Comparison:
+    """Table 5's IDRS - constant difference beside ours on the same inputs (paired): free of
+    any offset the calibration leaves in both rows; inconclusive while our interval is wider
+    than the paper's difference (at least 0.01)."""
+    gap = difference_interval(stacked([run], "correct"), stacked([constant_run], "correct"))
+    paper = row["accuracy"] - constant_row["accuracy"]
+    comparison = Comparison(
+        f"N = {dim}, {label}: clean accuracy IDRS - constant",
+        paper,
+        gap.estimate,
+        gap.half_width + 2 * TABLE5_ROUNDING,
+        resolution=max(abs(paper), 0.01),
+        blocked=below_chance({f"N = {dim}": [constant_run]}, 2, baseline),
+        note=f"prediction; 95% CI [{gap.low:.3f}, {gap.high:.3f}] over {gap.inputs} inputs",
+    )
+    if comparison.verdict is Verdict.INCONCLUSIVE and not comparison.blocked:
+        needed = gap.inputs_for(max(abs(paper), 0.01))
+        comparison = replace(comparison, note=f"{comparison.note}; about {needed} would decide")
+    return comparison
+
+
 #: The paper leaves m open for the cone: each IDRS row is evaluated with both of Appendix
 #: E.1's choices.
 CONE_M = ("min", "mean")
@@ -165,7 +194,8 @@ CONE_M = ("min", "mean")
 
 def _cone_evaluations(table_rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
     """Table 5's rows of one N, each IDRS row once per choice of m (the constant row once)."""
-    return [(row, m) for row in table_rows for m in (("-",) if row["r"] == 0 else CONE_M)]
+    ordered = sorted(table_rows, key=lambda row: row["r"] != 0)  # the constant row first
+    return [(row, m) for row in ordered for m in (("-",) if row["r"] == 0 else CONE_M)]
 
 
 def _tag(name: str, options: dict[str, Any]) -> str:
@@ -512,6 +542,10 @@ def cone(context: Context) -> Outcome:
             )
             runs[label] = run
             rows.append(_cone_comparison(dim, label, row, run, baseline))
+            if constant:
+                reference = (row, run)
+            else:
+                rows.append(_cone_gap(dim, label, row, run, *reference, baseline))
             accuracy = run.summary["clean_accuracy"]
             results[f"{dim}: {label}"] = {
                 "clean_accuracy": accuracy,
