@@ -105,7 +105,7 @@ class Comparison:
             return Verdict.INCONCLUSIVE
         if self.kind == "claim":
             return self._claim_verdict()
-        if self.paper is None or self.tolerance is None:
+        if self.paper is None or self.tolerance is None or not math.isfinite(self.tolerance):
             return Verdict.INCONCLUSIVE
         if abs(self.ours - self.paper) > self.tolerance:
             return Verdict.DIFFERS
@@ -173,12 +173,11 @@ def claim(
     if row.verdict is Verdict.INCONCLUSIVE and not blocked:
         distance = {"positive": abs(interval.estimate), "equivalent": margin}
         target = distance.get(kind, abs(interval.estimate - margin)) / 2
-        needed = interval.inputs_for(target) if target > 0 else 0
-        detail = (
-            f"about {needed} inputs at {interval.seeds} seed(s) would decide it"
-            if needed
-            else "no sample size decides a zero effect"
-        )
+        needed = interval.inputs_for(target) if target > 0 else None
+        if needed is None:
+            detail = "no sample size decides a zero effect" if target == 0 else ""
+        else:
+            detail = f"about {needed} inputs at {interval.seeds} seed(s) would decide it"
         row = replace(row, note="; ".join(filter(None, [note, detail])))
     return row
 

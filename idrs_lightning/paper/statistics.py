@@ -38,11 +38,12 @@ class Interval:
     def half_width(self) -> float:
         return 0.5 * (self.high - self.low)
 
-    def inputs_for(self, half_width: float) -> int:
-        """Inputs (at the same seeds) at which the half-width would shrink to ``half_width``:
-        the half-width falls as one over the square root of the sample size."""
+    def inputs_for(self, half_width: float) -> int | None:
+        """Inputs (at the same seeds) at which the half-width would shrink to ``half_width``
+        (it falls as one over the square root of the sample size); ``None`` when this interval
+        gives no basis (an infinite width, from a single input)."""
         if half_width <= 0 or not math.isfinite(self.half_width):
-            return 0
+            return None
         return math.ceil(self.inputs * (self.half_width / half_width) ** 2)
 
     def as_dict(self) -> dict[str, float | int]:
