@@ -167,7 +167,7 @@ TRAIN_CASES = [
     ("--model.lr_step=0", "--model.lr_step must be an integer >= 1"),
     ("--model.momentum=-1", "--model.momentum must be a non-negative number"),
     # refused at setup, after the run directory and loggers were made: they are removed
-    ("--data.k=5000", "--data.k (5000) must be smaller than the training set (1297)"),
+    ("--data.k=5000", "--data.k (5000) must be smaller than the training set (1167)"),
 ]
 
 
