@@ -122,15 +122,20 @@ def _untrained_baseline(
     models need the trained model above this, not only above chance."""
     control = replace(context, control="untrained") if context.control is None else context
     checkpoint = _train_one(control, config, tag, options, scale.epochs, val_fraction)
-    run = certify(
+    out = context.out / "certify" / f"baseline-untrained-{tag}-{sigma:g}"
+    return clean_accuracy([_certify_constant(checkpoint, out, scale, sigma)])
+
+
+def _certify_constant(checkpoint: Path, out: Path, scale: ToyScale, sigma: float) -> Certified:
+    """Every test input certified with constant ``sigma`` (Cohen et al.)."""
+    return certify(
         checkpoint,
-        context.out / "certify" / f"baseline-untrained-{tag}-{sigma:g}",
+        out,
         _settings(scale),
         constant=True,
         count=TEST_INPUTS,
         data={"sigma_b": sigma},
     )
-    return clean_accuracy([run])
 
 
 def _cone_comparison(
@@ -294,13 +299,8 @@ def disc(context: Context) -> Outcome:
     sigma_test = module.certification_inputs(range(module.test_size)).sigma.numpy()
     idrs_data = {"sigma_b": sigma_b, "r": DISC_RATE, "k": DISC_K, "m": DISC_M}
     runs = {
-        "constant sigma 0.6": certify(
-            checkpoint,
-            context.out / "certify" / "constant-0.6",
-            _settings(scale),
-            constant=True,
-            count=TEST_INPUTS,
-            data={"sigma_b": 0.6},
+        "constant sigma 0.6": _certify_constant(
+            checkpoint, context.out / "certify" / "constant-0.6", scale, 0.6
         ),
         f"sigma(x), mean 0.6 (r = {DISC_RATE})": certify(
             checkpoint,
@@ -312,14 +312,7 @@ def disc(context: Context) -> Outcome:
         ),
     }
     levels = {
-        s: certify(
-            checkpoint,
-            context.out / "certify" / f"constant-{s}",
-            _settings(scale),
-            constant=True,
-            count=TEST_INPUTS,
-            data={"sigma_b": s},
-        )
+        s: _certify_constant(checkpoint, context.out / "certify" / f"constant-{s}", scale, s)
         for s in (0.12, 0.25, 0.5, 1.0)
     }
     classifier = load_checkpoint(str(checkpoint))[0].classifier.eval()
