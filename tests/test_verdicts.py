@@ -4,6 +4,7 @@ that learnt something, of one that learnt nothing, and beside perturbed paper nu
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -298,3 +299,35 @@ def test_cone_gap_rows_decide_only_beyond_our_resolution() -> None:
     worse = _two_class_run(150)  # 39 fewer right: far from the paper's gap
     row = toy._cone_gap(2, "x", idrs_row, worse, constant_row, constant, baseline)
     assert row.verdict is Verdict.DIFFERS
+
+
+# ------------------------------------------------------------------- the theory IDs' rows
+
+
+def _moved(key: str, change) -> dict:
+    numbers = json.loads(json.dumps(core.paper_numbers()))
+    change(numbers[key])
+    return numbers
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "change"),
+    [
+        ("table1", "table1", lambda t: t["rows"]["MNIST"]["values"].__setitem__(0, 0.9)),
+        ("fig6_7", "fig6-7", lambda t: t.__setitem__("plateau_distance", 6.0)),
+        ("fig13", "fig13", lambda t: t.__setitem__("constant_bound_sigma_012", 0.6)),
+    ],
+)
+def test_a_theory_number_moved_past_its_tolerance_differs(
+    monkeypatch, tmp_path, name: str, key: str, change
+) -> None:
+    """Every theory ID that agrees with a printed number stops agreeing when that number is
+    moved past its tolerance."""
+    from idrs_lightning.paper import theory
+
+    context = core.Context(tmp_path, "tiny")
+    before = [r.verdict for r in getattr(theory, name)(context).comparisons]
+    monkeypatch.setattr(theory, "paper_numbers", lambda: _moved(key, change))
+    after = [r.verdict for r in getattr(theory, name)(context).comparisons]
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    assert changed and all((b, a) == (Verdict.AGREES, Verdict.DIFFERS) for b, a in changed), changed
