@@ -154,7 +154,12 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = parse(argv)
-    summary = exit_on_user_error(lambda: run_certification(config), OPTIONS)
+    summary = exit_on_user_error(
+        lambda: run_certification(config),
+        OPTIONS,
+        interrupted=f"interrupted; the rows certified so far, if any, are in {config.out}: run "
+        "the same command again to resume",
+    )
     if summary is not None:
         print(format_table(summary["name"], summary))
 

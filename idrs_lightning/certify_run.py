@@ -35,12 +35,22 @@ from .evaluation import EvaluatedClassifier, check_precision
 from .foreign import parse_arch
 from .metrics import certification_summary, default_radii
 from .models.class_path import check_logits
-from .output_claim import claim_output
+from .output_claim import check_claim, claim_output
 from .report import log_run_to_wandb, run_name, write_run_report
-from .results import ResultsWriter, certificate_row, completed_indices, merge, read_results
+from .results import (
+    ResultsWriter,
+    RowRules,
+    certificate_row,
+    check_results_file,
+    check_rows,
+    completed_indices,
+    merge,
+    read_results,
+    read_rows,
+)
 from .settings import CertificationSettings
 from .smoothing import Smooth
-from .wandb_mode import wandb_offline
+from .wandb_mode import discard_run, wandb_offline
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +89,13 @@ class CertifyConfig:
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise InvalidSetting("out", f"{self.out} is a file; give a directory")
 
-    def record(self, test_data: str, sigma_reference: str | None) -> dict[str, object]:
+    def record(
+        self, test_data: str, sigma_reference: str | None, stopping_radii: list[float] | None
+    ) -> dict[str, object]:
         """Every setting that determines the rows (not where or how fast they are made), the
-        checkpoint's content digest, the test data's identity and that of the training points
-        sigma(x) is computed against (``None`` for a constant sigma)."""
+        checkpoint's content digest, the test data's identity, that of the training points
+        sigma(x) is computed against (``None`` for a constant sigma) and, in sequential mode,
+        the radius grid where each input stops."""
         settings = asdict(self.settings)
         del settings["batch_size"]
         return {
@@ -92,12 +105,14 @@ class CertifyConfig:
             "arch": self.arch,
             "test_data": test_data,
             "sigma_reference": sigma_reference,
+            "stopping_radii": stopping_radii,
             "indices": self.indices,
             "constant": self.constant,
             "skip_misclassified": self.skip_misclassified,
             "precision": self.precision,
             "channels_last": self.channels_last,
-            "data": self.data,
+            # where the data lies is no setting: its identity is test_data and sigma_reference
+            "data": {k: v for k, v in self.data.items() if k != "root"},
         }
 
 
@@ -167,8 +182,64 @@ def run_certification(config: CertifyConfig) -> dict | None:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
     checkpoint = read_checkpoint(config.checkpoint)
+    datamodule = _datamodule(config, checkpoint)
+    classifier_body, num_classes = _classifier(config, checkpoint, datamodule)
+    indices = _indices(config.indices, datamodule)
+    device = _device(config.device)
+    classifier = EvaluatedClassifier(
+        classifier_body.to(device), config.precision, config.channels_last
+    ).eval()
+    out = Path(config.out)
+    constant = config.constant or datamodule.r == 0
+    reference = None if constant else datamodule.reference_identity
+    record = config.record(datamodule.test_identity, reference, _stopping_radii(config, datamodule))
+    rules = RowRules(
+        labels=dict(zip(indices, datamodule.labels()[indices].tolist(), strict=True)),
+        num_classes=num_classes,
+        n=config.settings.n,
+        sequential=config.settings.sequential,
+        shortcut=config.skip_misclassified,
+    )
+    if rank == 0:
+        check_claim(out, record)  # read only: a refused run changes nothing
+        for path in sorted(out.glob("results*.tsv")):
+            if check_results_file(path):
+                check_rows(path, read_rows(path), rules)
+    claim = claim_output(out, record) if rank == 0 else None
+    try:
+        if world > 1:
+            dist.barrier()  # no rank appends before rank 0 has checked the directory
+        smooth = Smooth(
+            classifier,
+            num_classes,
+            0.0 if config.constant else datamodule.r,
+            config.settings,
+            datamodule.value_range,
+            _radii(config, datamodule),
+        )
+        _certify_shard(config, datamodule, smooth, indices[rank::world], rules, device)
+        if world > 1:
+            _merge_shards(out, rank, world)
+        summary = None if rank else _report(config, datamodule, smooth.r, out, rules)
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    if claim is not None:
+        claim.finish()
+    return summary
+
+
+def _datamodule(config: CertifyConfig, checkpoint: CheckpointFile) -> SmoothingDataModule:
+    """The test data and sigma(x): the training run's settings with the command's overrides.
+
+    Raises:
+        InvalidSetting: naming the option the user gave, or the checkpoint where a value it
+            recorded is invalid (an edited file).
+    """
     overrides = {k: v for k, v in config.data.items() if v is not None}
-    data = training_data(checkpoint) | overrides
+    recorded = training_data(checkpoint)
+    data = recorded | overrides
     if checkpoint.format != "train.py" and "dataset" not in data:
         raise InvalidSetting(
             "dataset",
@@ -180,37 +251,44 @@ def run_certification(config: CertifyConfig) -> dict | None:
                 else ""
             ),
         )
-    datamodule = SmoothingDataModule(**data)
+    try:
+        datamodule = SmoothingDataModule(**data)
+    except InvalidSetting as error:
+        if error.setting in overrides or error.setting not in recorded:
+            raise
+        raise InvalidSetting(
+            "checkpoint",
+            f"{config.checkpoint} records an invalid data setting: {error.setting} {error.problem}"
+            " (the file was edited or damaged)",
+        ) from None
+    except (TypeError, ValueError) as error:
+        raise InvalidSetting(
+            "checkpoint",
+            f"{config.checkpoint} records data settings that cannot be used ({error})",
+        ) from None
     datamodule.setup("test")
-    classifier_body, num_classes = _classifier(config, checkpoint, datamodule)
-    shard = _indices(config.indices, datamodule)[rank::world]
-    device = _device(config.device)
-    classifier = EvaluatedClassifier(
-        classifier_body.to(device), config.precision, config.channels_last
-    ).eval()
+    return datamodule
+
+
+def _certify_shard(
+    config: CertifyConfig,
+    datamodule: SmoothingDataModule,
+    smooth: Smooth,
+    shard: list[int],
+    rules: RowRules,
+    device: torch.device,
+) -> None:
+    """Certify this process's inputs not yet in its results file, appending row by row."""
+    rank = int(os.environ.get("RANK", 0))
     out = Path(config.out)
-    if rank == 0:
-        constant = config.constant or datamodule.r == 0
-        reference = None if constant else datamodule.reference_identity
-        claim_output(out, config.record(datamodule.test_identity, reference))
-    if world > 1:
-        dist.barrier()  # no rank appends before rank 0 has checked the directory
     merged = out / "results.tsv"
-    part = merged if world == 1 else out / f"results.rank{rank}.tsv"
+    distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
+    part = out / f"results.rank{rank}.tsv" if distributed else merged
     # rows merged by an earlier distributed run are done too (its shard files are gone)
-    finished = completed_indices(merged) if world > 1 else set()
-    with ResultsWriter(part) as writer:
+    finished = completed_indices(merged, rules) if distributed else set()
+    with ResultsWriter(part, rules) as writer:
         todo = [i for i in shard if i not in writer.done and i not in finished]
         inputs = datamodule.certification_inputs(todo, constant=config.constant)
-        r = inputs.r  # the semi-elasticity certified with (0 for constant sigma)
-        smooth = Smooth(
-            classifier,
-            num_classes,
-            r,
-            config.settings,
-            datamodule.value_range,
-            _radii(config, datamodule),
-        )
         labels = inputs.y.tolist()
         groups = smooth.certify_groups(
             inputs.x.to(device),
@@ -227,17 +305,18 @@ def run_certification(config: CertifyConfig) -> dict | None:
                     writer.write(**certificate_row(todo[done], labels[done], cert, seconds))
                     done += 1
                 progress.update(len(certificates))
-    if world > 1:
-        dist.barrier()
-        if rank == 0:
-            parts = [out / f"results.rank{r}.tsv" for r in range(world)]
-            merge([merged, *parts] if merged.exists() else parts, merged)
-            for shard_file in parts:  # merged: the shard files are no longer needed
-                shard_file.unlink()
-        dist.barrier()
-    if rank != 0:
-        return None
-    return _report(config, datamodule, r, out)
+
+
+def _merge_shards(out: Path, rank: int, world: int) -> None:
+    """Rank 0 merges the shard files into ``results.tsv`` once every rank is done."""
+    dist.barrier()
+    if rank == 0:
+        merged = out / "results.tsv"
+        parts = [out / f"results.rank{r}.tsv" for r in range(world)]
+        merge([merged, *parts] if merged.exists() else parts, merged)
+        for shard_file in parts:  # merged: the shard files are no longer needed
+            shard_file.unlink()
+    dist.barrier()
 
 
 def _classifier(
@@ -274,6 +353,12 @@ def _radii(config: CertifyConfig, datamodule: SmoothingDataModule) -> list[float
     return config.radii or default_radii(float(datamodule.hparams.sigma_b))
 
 
+def _stopping_radii(config: CertifyConfig, datamodule: SmoothingDataModule) -> list[float] | None:
+    """The grid that decides where sequential CERTIFY stops (so it determines the rows);
+    ``None`` with a fixed sample size, where the grid only shapes the tables."""
+    return _radii(config, datamodule) if config.settings.sequential else None
+
+
 def forward_passes(results: dict, settings: CertificationSettings) -> dict[str, float]:
     """Base-classifier evaluations per input (n0 selection plus the estimation samples drawn,
     from the results file's ``samples`` column): mean and total, and the inputs whose
@@ -288,8 +373,12 @@ def forward_passes(results: dict, settings: CertificationSettings) -> dict[str, 
     }
 
 
-def _report(config: CertifyConfig, datamodule: SmoothingDataModule, r: float, out: Path) -> dict:
-    results = read_results(out / "results.tsv")
+def _report(
+    config: CertifyConfig, datamodule: SmoothingDataModule, r: float, out: Path, rules: RowRules
+) -> dict:
+    merged = out / "results.tsv"
+    check_rows(merged, read_rows(merged), rules)
+    results = read_results(merged)
     summary = certification_summary(
         results["label"],
         results["predict"],
@@ -309,8 +398,20 @@ def _report(config: CertifyConfig, datamodule: SmoothingDataModule, r: float, ou
         "class_names": datamodule.class_names,
     }
     write_run_report(out, name, summary, results)
-    try:
-        log_run_to_wandb(out, name, summary, results, config.wandb_project, wandb_offline())
-    except Exception as error:  # the dashboard is a copy: its failure never fails the run
-        log.warning("W&B logging failed (%s); the results are in %s", error, out)
+    _log_to_wandb(out, name, summary, results, config.wandb_project)
     return summary
+
+
+def _log_to_wandb(
+    out: Path, name: str, summary: dict, results: dict[str, np.ndarray], project: str
+) -> None:
+    """The run in W&B; the dashboard is a copy, so its failure never fails the run (an online
+    attempt that fails is logged offline instead)."""
+    offline = wandb_offline()
+    for attempt in (False, True) if not offline else (True,):
+        try:
+            log_run_to_wandb(out, name, summary, results, project, attempt)
+            return
+        except Exception as error:
+            log.warning("W&B logging failed (%s); the results are in %s", error, out)
+            discard_run()

@@ -148,10 +148,37 @@ def training_data(checkpoint: CheckpointFile) -> dict[str, Any]:
     # written before validation splits existed: trained, and sigma(x) built, on the whole split
     hparams.setdefault("val_fraction", 0.0)
     data = init_arguments(SmoothingDataModule, hparams)
+    _check_recorded_types(checkpoint.path, data)
     chosen = state.get(SmoothingDataModule.__qualname__, {}).get("m", hparams.get("m_resolved"))
     if chosen is not None:
         data["m"] = chosen  # the training run's choice, not a re-estimate
     return data
+
+
+def _check_recorded_types(path: str, data: dict[str, Any]) -> None:
+    """Each recorded data setting has the kind of value its default has (a number where the
+    default is a number, text where it is text).
+
+    Raises:
+        InvalidSetting: naming the checkpoint and the setting, for an edited or damaged file.
+    """
+    defaults = inspect.signature(SmoothingDataModule.__init__).parameters
+    for name, value in data.items():
+        default = defaults[name].default
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            fits = isinstance(value, bool)
+        elif isinstance(default, int | float):
+            fits = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            fits = isinstance(value, type(default)) or name == "m"
+        if not fits:
+            raise InvalidSetting(
+                "checkpoint",
+                f"{path} records the data setting {name} = {value!r}, which is not a "
+                f"{type(default).__name__} (the file was edited or damaged)",
+            )
 
 
 def foreign_classifier(

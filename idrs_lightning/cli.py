@@ -16,6 +16,7 @@ latest epoch (``last.ckpt``) and the epoch best on the validation split
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -24,15 +25,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
 
+from . import directory_lock
 from ._validation import InvalidSetting
-from .dashboard import RUN_ID_FILE, directory_name, flat_config, run_id, run_label
-from .wandb_mode import wandb_offline
+from .dashboard import directory_name, flat_config, run_id, run_label
+from .resume import (
+    HistoryCSVLogger,
+    check_checkpoint_file,
+    check_resume,
+    checkpoint_run_directory,
+    given_model_settings,
+    keep_config_history,
+    setting_value,
+)
+from .wandb_mode import FallbackWandbLogger, wandb_offline
+
+log = logging.getLogger(__name__)
 
 RUN_DIR_VARIABLE = "IDRS_RUN_DIR"
 
@@ -56,51 +69,59 @@ def run_directory(
     name = run_name or (directory_name(label) if label else stamp)
     path = Path(runs_dir) / name
     try:
-        existed = path.exists()
-        path.mkdir(parents=True, exist_ok=resume)
-    except FileExistsError:
-        raise InvalidSetting(
-            "run_name",
-            f"{path} holds another run: choose another name, or resume it with "
-            f"--ckpt_path {path / 'checkpoints' / 'last.ckpt'}",
-        ) from None
-    os.environ[RUN_DIR_VARIABLE] = str(path)
-    if not existed:
+        path.mkdir(parents=True)
         _CREATED.append(path)
+    except FileExistsError:
+        if not resume:
+            raise InvalidSetting(
+                "run_name",
+                f"{path} holds another run: choose another name, or resume it with "
+                f"--ckpt_path {path / 'checkpoints' / 'last.ckpt'}",
+            ) from None
+    if launching_rank_zero():
+        directory_lock.acquire(path)  # one writer: a second resume of this run is refused
+    os.environ[RUN_DIR_VARIABLE] = str(path)
     return path
 
 
-#: Run directories this process created (not inherited, not resumed): the ones it may remove.
+#: Environment variables of a process's rank under torchrun, SLURM and Lightning's launchers.
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK")
+
+
+def launching_rank_zero() -> bool:
+    """Whether this process is the first of its distributed run (or the only one)."""
+    return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
+
+
+#: Run directories this process created in which no epoch has finished yet: the ones it
+#: removes when it fails or is stopped.
 _CREATED: list[Path] = []
 
 
 def remove_unstarted_runs() -> None:
-    """Remove the run directories this process created that hold no checkpoint: a run that
-    failed before training leaves nothing behind (no empty directory, no orphan W&B run)."""
+    """Remove the run directories this process created in which no epoch finished and no
+    checkpoint was saved: a run that failed before training leaves nothing behind (no empty
+    directory, no orphan W&B run) and its name free for the corrected command."""
     import wandb
 
     if wandb.run is not None:  # close the run first, or its exit hook writes into the folder
         wandb.finish()
     while _CREATED:
         path = _CREATED.pop()
-        if path.is_dir() and not any(path.glob("checkpoints/*.ckpt")):
+        if path.is_dir() and not any(path.rglob("*.ckpt")):
             shutil.rmtree(path)
+            os.environ.pop(RUN_DIR_VARIABLE, None)
+        directory_lock.release(path)  # after the removal: nobody locks a folder being removed
 
 
-def checkpoint_run_directory(ckpt_path: str | None) -> Path | None:
-    """The run directory a checkpoint was written in (``<run>/checkpoints/<file>``, holding the
-    run's W&B id), or ``None`` for a checkpoint from elsewhere."""
-    if not ckpt_path:
-        return None
-    run = Path(ckpt_path).resolve().parent.parent
-    return run if (run / RUN_ID_FILE).exists() else None
-
-
-def default_loggers(run_dir: Path, project: str, name: str) -> list[Logger]:
-    """W&B (offline without credentials; job type ``train``; the run id kept in ``run_dir`` so
-    that a resumed run continues it) and CSV loggers writing into ``run_dir``."""
+def default_loggers(
+    run_dir: Path, project: str, name: str, completed: int | None = None
+) -> list[Logger]:
+    """W&B (offline without credentials or an answering server; job type ``train``; the run
+    id kept in ``run_dir`` so that a resumed run continues it) and CSV loggers writing into
+    ``run_dir`` (a resumed run's history kept up to its ``completed`` epoch)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    wandb_logger = WandbLogger(
+    wandb_logger = FallbackWandbLogger(
         project=project,
         name=name,
         save_dir=str(run_dir),
@@ -109,7 +130,10 @@ def default_loggers(run_dir: Path, project: str, name: str) -> list[Logger]:
         resume="allow",
         job_type="train",
     )
-    return [wandb_logger, CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    csv_logger = HistoryCSVLogger(
+        save_dir=str(run_dir), name="csv", version="", completed=completed
+    )
+    return [wandb_logger, csv_logger]
 
 
 #: What the best checkpoint is chosen by: noisy accuracy on the validation split.
@@ -145,41 +169,36 @@ def default_checkpoints(folder: Path, validation: bool) -> list[ModelCheckpoint]
     return [last, best]
 
 
-def check_same_split(ckpt_path: str, config: Any) -> None:
-    """A resumed run keeps its checkpoint's training/validation split: another would train the
-    remaining epochs on other data, compute sigma(x) against another reference set and let a
-    best checkpoint chosen under the old split (before validation splits existed: on the test
-    split) carry over. A checkpoint that records no ``val_fraction`` has 0.
+class RunGuard(Callback):
+    """Marks the run as started once an epoch finishes (a failure then keeps its directory),
+    ends Ctrl-C (Lightning stops gracefully) with one line saying how to resume, and releases
+    the run directory's lock when training ends."""
 
-    Raises:
-        InvalidSetting: naming ``data.val_fraction`` or ``data.val_seed``.
-    """
-    try:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        recorded = dict(state.get("datamodule_hyper_parameters") or {})
-    except Exception:  # not readable here: Lightning reports it when it loads the file
-        return
-    for name, default in (("val_fraction", 0.0), ("val_seed", 0)):
-        then = recorded.get(name, default)
-        now = _get_path(config, f"data.init_args.{name}", f"data.{name}")
-        if now is not None and now != then:
-            raise InvalidSetting(
-                f"data.{name}",
-                f"is {now}, but {ckpt_path} was trained with {name} = {then}: resume with "
-                f"--data.{name}={then} (another split trains on other data and changes sigma(x))",
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.last = run_dir / "checkpoints" / "last.ckpt"
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.run_dir in _CREATED:
+            _CREATED.remove(self.run_dir)
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, error: BaseException
+    ) -> None:
+        if not isinstance(error, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        if self.last.exists():
+            log.warning(
+                "interrupted in epoch %d; resume with python train.py fit --ckpt_path %s",
+                trainer.current_epoch,
+                self.last,
             )
+        else:
+            log.warning("interrupted before any checkpoint was saved: nothing to resume")
 
-
-def _get_path(config: Any, *keys: str) -> Any:
-    """The first of the dotted ``keys`` present in a jsonargparse namespace (``None`` if none)."""
-    for key in keys:
-        try:
-            value = config[key]
-        except (KeyError, TypeError):
-            continue
-        if value is not None:
-            return value
-    return None
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.run_dir not in _CREATED:  # an unstarted run keeps it until it is removed
+            directory_lock.release(self.run_dir)
 
 
 class RunConfig(SaveConfigCallback):
@@ -230,31 +249,79 @@ class TrainingCLI(LightningCLI):
         self._arguments = [str(a) for a in (sys.argv[1:] if args is None else args)]
         super().parse_arguments(parser, args)
 
+    def _parse_ckpt_path(self) -> None:
+        """Check a resume (``fit``: :func:`~idrs_lightning.resume.check_resume`) in place of
+        Lightning's, which loads the checkpoint without naming a bad file and replaces the
+        model options given on the command line by the checkpoint's, silently. ``validate``
+        and ``test`` evaluate the checkpoint's model, as Lightning does, once the file is
+        checked."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._completed = None
+        if ckpt_path is None:
+            return
+        if subcommand == "fit":
+            previous = checkpoint_run_directory(ckpt_path)
+            if previous is not None and launching_rank_zero():
+                # read the checkpoint only once no other process writes into its run
+                directory_lock.acquire(previous)
+            try:
+                given = given_model_settings(getattr(self, "_arguments", []))
+                self._completed = check_resume(ckpt_path, self.config[subcommand], given)
+            except BaseException:
+                if previous is not None:
+                    directory_lock.release(previous)
+                raise
+            return
+        check_checkpoint_file(ckpt_path)
+        super()._parse_ckpt_path()
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--runs_dir", type=str, default="runs", help="parent of run dirs")
         parser.add_argument("--run_name", type=str | None, default=None, help="run dir name")
         parser.add_argument("--wandb_project", type=str, default="idrs-lightning")
+        parser.add_argument(
+            "--check_only",
+            type=bool,
+            default=False,
+            help="check the command (options, model, data settings, trainer) and stop: no run "
+            "directory, no training",
+        )
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        if not self.config[subcommand].get("check_only"):
+            super()._run_subcommand(subcommand)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        resume = config.get("ckpt_path") is not None
-        if resume:
-            check_same_split(config.get("ckpt_path"), config)
+        if config.get("check_only"):  # the trainer's own checks, writing nothing
+            return self._trainer(logger=False)
+        ckpt_path = config.get("ckpt_path")
+        completed = getattr(self, "_completed", None)
         label = run_label(getattr(self, "_arguments", []))
-        previous = checkpoint_run_directory(config.get("ckpt_path"))
-        if config.run_name is None and previous is not None:  # continue that run
+        previous = checkpoint_run_directory(ckpt_path)
+        if previous is not None:  # continue that run
             run_dir = run_directory(str(previous.parent), previous.name, resume=True)
-        else:
-            run_dir = run_directory(config.runs_dir, config.run_name, resume, label)
+        else:  # a checkpoint from elsewhere starts a run of its own
+            run_dir = run_directory(config.runs_dir, config.run_name, label=label)
+        if previous is not None and directory_lock.holds(run_dir):
+            keep_config_history(run_dir)
         trainer_config = self._get(self.config_init, "trainer", default={})
         if trainer_config.get("logger") in (None, True):
             name = config.run_name or label or run_dir.name
-            kwargs["logger"] = default_loggers(run_dir, config.wandb_project, name)
+            kwargs["logger"] = default_loggers(run_dir, config.wandb_project, name, completed)
         if trainer_config.get("default_root_dir") is None:
             kwargs["default_root_dir"] = str(run_dir)
         callbacks = list(trainer_config.get("callbacks") or [])
         if not any(isinstance(callback, ModelCheckpoint) for callback in callbacks):
-            validation = _get_path(config, "data.init_args.val_fraction", "data.val_fraction")
+            validation = setting_value(config, "data", "val_fraction")
             callbacks += default_checkpoints(run_dir / "checkpoints", bool(validation))
-        kwargs["callbacks"] = callbacks
-        return super().instantiate_trainer(**kwargs)
+        kwargs["callbacks"] = [*callbacks, RunGuard(run_dir)]
+        return self._trainer(**kwargs)
+
+    def _trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's trainer; its refusal of a setting is one line naming the trainer."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:
+            raise ValueError(f"the trainer refuses its settings: {error}") from None

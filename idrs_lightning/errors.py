@@ -27,11 +27,24 @@ def message_for(error: Exception, options: Mapping[str, str]) -> str:
     return str(error)
 
 
-def exit_on_user_error(main: Callable[[], T], options: Mapping[str, str] | None = None) -> T:
-    """Run ``main``; a user's mistake becomes one line on stderr and exit status 2."""
+def exit_on_user_error(
+    main: Callable[[], T],
+    options: Mapping[str, str] | None = None,
+    also: tuple[type[Exception], ...] = (),
+    interrupted: str = "interrupted",
+) -> T:
+    """Run ``main``; a user's mistake (a ``ValueError``, an ``OSError``, or one of the types in
+    ``also``, such as a library's configuration error) becomes one line on stderr and exit
+    status 2; Ctrl-C becomes the line ``interrupted`` (say how to resume) and exit status
+    130."""
     try:
         return main()
-    except (ValueError, OSError) as error:
+    except KeyboardInterrupt:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        sys.stderr.write(f"{interrupted}\n")
+        raise SystemExit(130) from None
+    except (ValueError, OSError, *also) as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
         lines = message_for(error, options or {}).splitlines() or [type(error).__name__]

@@ -36,7 +36,16 @@ def _data_arguments(argv: list[str] | None) -> dict[str, Any]:
     known, rest = parser.parse_known_args(argv)
     data: dict[str, Any] = {}
     if known.config:
-        data = dict((load_yaml(known.config) or {}).get("data") or {})
+        config = load_yaml(known.config) or {}
+        section = config.get("data") if isinstance(config, dict) else None
+        if not isinstance(section, dict | None):
+            raise ValueError(
+                f"{known.config} is not a train.py config: its data section must be a mapping "
+                f"of settings, got a {type(section).__name__}"
+            )
+        if not isinstance(config, dict):
+            raise ValueError(f"{known.config} is not a train.py config: it holds no mapping")
+        data = dict(section or {})
     for argument in rest:
         name, equals, value = argument.partition("=")
         if not name.startswith("--data.") or not equals:

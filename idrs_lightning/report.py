@@ -7,6 +7,7 @@ all report through the functions here.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure  # no pyplot: no global backend state
 from .atomic_files import write_atomically, write_text
 from .dashboard import GROUP_VARIABLE, RUN_ID_FILE, flat_config, run_id
 from .metrics import certified_accuracy
+from .wandb_mode import init_run
 
 #: The headline figures of a summary: key, label and format, in the order they are shown.
 HEADLINE: tuple[tuple[str, str, str], ...] = (
@@ -196,11 +198,11 @@ def log_run_to_wandb(
     training = checkpoint.parent.parent / RUN_ID_FILE  # runs/<name>/checkpoints/<file>
     if training.exists():
         config["train_run_id"] = training.read_text().strip()
-    run = wandb.init(
+    run = init_run(
+        offline,
         project=project,
         name=f"certify {name}",
         dir=str(out),
-        mode="offline" if offline else "online",
         config=flat_config(config),
         job_type="certify",
         group=os.environ.get(GROUP_VARIABLE) or config.get("train_run_id"),
@@ -216,7 +218,7 @@ def log_run_to_wandb(
         curve, "radius", "certified_accuracy", title=f"certified accuracy, {name}"
     )
     run.log({"certify/certified_accuracy": chart, **images})
-    if not offline:  # W&B records artifact uses online only
+    if not run.offline:  # W&B records artifact uses online only
         model = wandb.Artifact(f"checkpoint-{settings['checkpoint_sha256'][:12]}", type="model")
         model.add_reference(checkpoint.as_uri(), checksum=False)
         run.use_artifact(model)
@@ -248,18 +250,54 @@ def plot_certified_accuracy(
 ) -> None:
     """Certified accuracy against radius from per-input radii, one line per run (like the
     paper's Figure 4)."""
+    _save(certified_accuracy_figure(curves, title), path)
+
+
+def certified_accuracy_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str | None = None
+) -> Figure:
+    """The figure of :func:`plot_certified_accuracy`: each curve in a colour (and, past 20,
+    a line style) of its own; more than :data:`INSIDE_LEGEND` names go beside the axes."""
     figure, axes = _figure()
     grid = _dense_radii([{"radius": radius} for radius, _ in curves.values()])
-    for name, (radius, correct) in curves.items():
-        axes.plot(grid, certified_accuracy(radius, correct, grid), label=name)
+    styles = line_styles(len(curves))
+    for (name, (radius, correct)), style in zip(curves.items(), styles, strict=True):
+        axes.plot(grid, certified_accuracy(radius, correct, grid), label=name, **style)
     if title:
         axes.set_title(title, fontsize=9)
     axes.set_xlabel("radius (l2, input space)")
     axes.set_ylabel("certified accuracy")
     axes.set_ylim(0, 1)
     axes.grid(alpha=0.3)
-    axes.legend()
-    _save(figure, path)
+    if len(curves) <= INSIDE_LEGEND:
+        axes.legend()
+    else:  # beside the axes, in columns of at most 20 names, so no curve is hidden
+        columns = math.ceil(len(curves) / 20)
+        figure.set_figwidth(6 + 2.5 * columns)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, ncols=columns)
+    return figure
+
+
+#: Curves whose legend fits inside the axes.
+INSIDE_LEGEND = 5
+
+
+def line_styles(count: int) -> list[dict[str, Any]]:
+    """``count`` distinct colours (Tableau's 10 or 20, then a continuous map) and, past 20,
+    alternating line styles, so that no two curves of one plot look alike."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        colours = [colormaps["tab10"](i) for i in range(count)]
+    elif count <= 20:
+        colours = [colormaps["tab20"](i) for i in range(count)]
+    else:
+        colours = [colormaps["turbo"](i / (count - 1)) for i in range(count)]
+    dashes = ("-", "--", ":", "-.")
+    return [
+        {"color": colour, "linestyle": dashes[i % 4] if count > 20 else "-"}
+        for i, colour in enumerate(colours)
+    ]
 
 
 def plot_sigma_histogram(sigma: np.ndarray, path: str | os.PathLike) -> None:

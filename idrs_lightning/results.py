@@ -14,7 +14,10 @@ are done, so a restarted run continues after the last complete row.
 from __future__ import annotations
 
 import csv
+import math
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -70,16 +73,20 @@ class ResultsWriter:
 
     Raises:
         ValueError: when ``path`` exists but is not a results file of this format (its header
-            differs, and it is not a header torn by a kill); the file is left untouched.
+            differs, and it is not a header torn by a kill), or holds a row that breaks
+            ``rules`` (:func:`check_rows`); the file is left untouched.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, rules: RowRules | None = None) -> None:
         self.path = Path(path)
         self.done: set[int] = set()
         resuming = check_results_file(self.path)
         if resuming:
+            rows = read_rows(self.path)
+            if rules is not None:
+                check_rows(self.path, rows, rules)
             _repair(self.path)
-            self.done = {int(row["idx"]) for row in read_rows(self.path)}
+            self.done = {int(row["idx"]) for row in rows}
             self._file: TextIO = self.path.open("a")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +130,70 @@ def certificate_row(index: int, label: int, cert: Certificate, seconds: float) -
     }
 
 
+@dataclass(frozen=True)
+class RowRules:
+    """What every row of one run satisfies: its input is one of the run's (``labels``: index
+    to label), once; the prediction a class or -1 (abstain); a finite radius >= 0 and a
+    positive sigma; ``n`` estimation samples (at most ``n`` where ``sequential`` CERTIFY stops
+    early, 0 where the evaluation ``shortcut`` skipped the input) and as many counted votes."""
+
+    labels: Mapping[int, int]
+    num_classes: int
+    n: int
+    sequential: bool
+    shortcut: bool
+
+    def problem(self, row: Mapping[str, str]) -> str | None:
+        """What is wrong with ``row`` (``None`` if nothing)."""
+        try:
+            index, label, predict = (int(row[key]) for key in ("idx", "label", "predict"))
+            radius, sigma = float(row["radius"]), float(row["sigma"])
+            correct, samples = int(row["correct"]), int(row["samples"])
+            counts = [int(c) for c in row["counts"].split(",")]
+        except (TypeError, ValueError, AttributeError):
+            return "a value is missing or not a number"
+        if index not in self.labels:
+            return f"input {index} is not one of this run's inputs"
+        if label != self.labels[index]:
+            return f"label {label} is not input {index}'s label ({self.labels[index]})"
+        if not -1 <= predict < self.num_classes:
+            return f"prediction {predict} is no class of {self.num_classes} (nor -1, abstain)"
+        if correct != int(predict == label):
+            return f"correct is {correct} for prediction {predict} and label {label}"
+        if not (math.isfinite(radius) and radius >= 0):
+            return f"radius {radius} is not a finite number >= 0"
+        if not (math.isfinite(sigma) and sigma > 0):
+            return f"sigma {sigma} is not a positive number"
+        allowed = range(1, self.n + 1) if self.sequential else (self.n,)
+        if samples not in allowed and not (self.shortcut and samples == 0):
+            expected = f"1 to {self.n}" if self.sequential else str(self.n)
+            return f"{samples} estimation samples, where this run draws {expected}"
+        if len(counts) != self.num_classes or min(counts) < 0 or sum(counts) != samples:
+            return f"its counts ({row['counts']}) are not {samples} votes over the classes"
+        return None
+
+
+def check_rows(path: str | os.PathLike, rows: Sequence[Mapping[str, str]], rules: RowRules) -> None:
+    """Refuse rows that this run cannot have written (see :class:`RowRules`), or an input
+    certified twice.
+
+    Raises:
+        ValueError: naming the file, the line and what is wrong with it.
+    """
+    seen: set[str] = set()
+    for line, row in enumerate(rows, start=2):
+        problem = rules.problem(row)
+        if problem is None and row["idx"] in seen:
+            problem = f"input {row['idx']} appears a second time"
+        if problem is not None:
+            raise ValueError(
+                f"{path}, line {line}: {problem}; this run did not write it (the file was "
+                "edited, or mixes another run's rows): remove the line, or choose another "
+                "output directory"
+            )
+        seen.add(row["idx"])
+
+
 def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     """Complete rows of a results file (also Cohen et al.'s six-column logs)."""
     with Path(path).open(newline="") as file:
@@ -161,11 +232,14 @@ def read_results(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return columns
 
 
-def completed_indices(path: Path) -> set[int]:
-    """Indices of the complete rows of a results file; empty when it is absent."""
+def completed_indices(path: Path, rules: RowRules) -> set[int]:
+    """Indices of the complete rows of a results file (checked against ``rules``); empty when
+    it is absent."""
     if not check_results_file(path):
         return set()
-    return {int(row["idx"]) for row in read_rows(path)}
+    rows = read_rows(path)
+    check_rows(path, rows, rules)
+    return {int(row["idx"]) for row in rows}
 
 
 def merge(parts: list[Path], target: Path) -> None:

@@ -94,7 +94,18 @@ class KnnSigma:
             sigma = self.sigma_b * torch.exp(self.r * (mean_distance - self.m))
             return sigma.clamp(min=self.sigma_min, max=self.sigma_max)
         distance = np.asarray(mean_distance, dtype=np.float64)
-        sigma = self.sigma_b * np.exp(self.r * (distance - self.m))
+        with np.errstate(over="ignore", under="ignore"):
+            sigma = self.sigma_b * np.exp(self.r * (distance - self.m))
         low = -np.inf if self.sigma_min is None else self.sigma_min
         high = np.inf if self.sigma_max is None else self.sigma_max
-        return np.clip(sigma, low, high)
+        sigma = np.clip(sigma, low, high)
+        usable = np.isfinite(sigma) & (sigma > 0)
+        if not usable.all():
+            raise InvalidSetting(
+                "m",
+                f"= {self.m:g} puts sigma(x) = sigma_b * exp(r * (d - m)) out of floating-point "
+                f"range ({sigma[~usable][0]:g} at mean kNN distance d = "
+                f"{distance[~usable][0]:.4g}, r = {self.r:g}): choose m near the mean kNN "
+                "distances (or 'mean'), or bound sigma with sigma_min / sigma_max",
+            )
+        return sigma

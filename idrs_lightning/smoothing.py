@@ -278,6 +278,7 @@ class Smooth:
         each input (from noise block ``first_block`` on), whole noise blocks per forward
         pass, counted on the device."""
         counts = torch.zeros((len(xs), self.num_classes), dtype=torch.long, device=xs.device)
+        nonfinite = torch.zeros(len(xs), dtype=torch.long, device=xs.device)
         batches = list(plan_batches(len(xs), num, self.settings.blocks_per_batch, first_block))
         buffer = torch.empty(
             (max(b.rows for b in batches), *xs.shape[1:]), device=xs.device, dtype=xs.dtype
@@ -301,9 +302,30 @@ class Smooth:
                         "(num_classes)"
                     )
                 predictions = logits.argmax(dim=1)
+                broken = ~torch.isfinite(logits).all(dim=1)  # checked once, after the loop
                 for i, start, end in plan.segments:
                     counts[i] += torch.bincount(predictions[start:end], minlength=self.num_classes)
+                    nonfinite[i] += broken[start:end].sum()
+        _refuse_nonfinite(nonfinite.cpu().numpy(), num, indices)
         return counts.cpu().numpy()
+
+
+def _refuse_nonfinite(nonfinite: np.ndarray, num: int, indices: Sequence[int]) -> None:
+    """Votes are the argmax of finite logits only: argmax of NaN is an arbitrary class, and a
+    broken model's "votes" would certify every input.
+
+    Raises:
+        ValueError: naming the first input with non-finite logits, before any of its votes
+            is used.
+    """
+    if nonfinite.any():
+        first = int(np.argmax(nonfinite > 0))
+        raise ValueError(
+            f"the base classifier's logits are NaN or infinite for input {indices[first]} (on "
+            f"{int(nonfinite[first])} of {num} noisy copies): the model is broken (did its "
+            "training diverge? under reduced precision, did a logit overflow?), so it gets "
+            "no certificate"
+        )
 
 
 def _skipped(prediction: int, num_classes: int, sigma: float) -> Certificate:

@@ -25,6 +25,9 @@ from .errors import OneLineParser, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
+#: Run commands checked at the same time before a sweep starts.
+CHECKS_AT_ONCE = 4
+
 
 def load_sweep(path: str | os.PathLike) -> dict:
     """A sweep file, checked with W&B's schema; one ValueError listing every violation."""
@@ -78,18 +81,33 @@ def command_line(config: dict, parameters: dict, extra: list[str] = ()) -> list[
     return [*line, *extra]
 
 
-def check_command(line: list[str]) -> None:
-    """Let the training CLI parse a run's command without running it (``--print_config``),
-    so that a swept key it does not know fails before the first run, not during it.
+def check_commands(lines: list[list[str]], runs: list[dict]) -> None:
+    """Let the training CLI check every run's command without training (``--check_only``:
+    parse, build the model and data settings, no run directory), a few at a time, so that a
+    bad key or value in any run fails before the first run, not after others trained.
 
     Raises:
-        ValueError: with the CLI's own message.
+        ValueError: naming the first refused run (of ``runs``, its parameters), with the
+            CLI's own message.
     """
-    done = subprocess.run([*line, "--print_config"], capture_output=True, text=True)
-    if done.returncode:
-        errors = [row for row in done.stderr.splitlines() if row.startswith("error:")]
-        reason = errors[0].removeprefix("error:").strip() if errors else done.stderr.strip()
-        raise ValueError(f"the training command of this sweep is refused: {reason}")
+    for start in range(0, len(lines), CHECKS_AT_ONCE):
+        batch = lines[start : start + CHECKS_AT_ONCE]
+        pending = [
+            subprocess.Popen(
+                [*line, "--check_only=true"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for line in batch
+        ]
+        for number, process in enumerate(pending, start + 1):
+            _, stderr = process.communicate()
+            if process.returncode:
+                errors = [row for row in stderr.splitlines() if row.startswith("error:")]
+                reason = errors[0].removeprefix("error:").strip() if errors else stderr.strip()
+                values = " ".join(f"{k}={v}" for k, v in runs[number - 1].items())
+                raise ValueError(f"run {number} of this sweep ({values}) is refused: {reason}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
+    if args.max_runs is not None and args.max_runs < 1:
+        parser.error(f"--max-runs must be at least 1, got {args.max_runs}")
     args.extra = argv[split + 1 :]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = exit_on_user_error(lambda: load_sweep(args.sweep))
@@ -111,12 +131,19 @@ def main(argv: list[str] | None = None) -> None:
     environment.setdefault(
         GROUP_VARIABLE, f"{Path(args.sweep).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    if runs:
-        exit_on_user_error(lambda: check_command(command_line(config, runs[0], args.extra)))
-    for number, parameters in enumerate(runs, 1):
-        line = command_line(config, parameters, args.extra)
+    lines = [command_line(config, parameters, args.extra) for parameters in runs]
+    exit_on_user_error(lambda: check_commands(lines, runs))
+    for number, line in enumerate(lines, 1):
         log.info("run %d: %s", number, " ".join(line))
-        status = subprocess.run(line, env=environment).returncode
+        try:
+            status = subprocess.run(line, env=environment).returncode
+        except KeyboardInterrupt:
+            sys.stderr.write(
+                f"interrupted in run {number} of {len(lines)}: resume it with train.py fit "
+                "--ckpt_path <its run directory>/checkpoints/last.ckpt; the later runs did not "
+                "start\n"
+            )
+            raise SystemExit(130) from None
         if status:
             sys.stderr.write(f"error: run {number} exited with status {status}: {' '.join(line)}\n")
             raise SystemExit(status)

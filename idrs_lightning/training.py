@@ -10,6 +10,7 @@ learning rate x0.1 every 30 epochs).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -21,6 +22,16 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ._validation import InvalidSetting, check_float, check_int
 from .models import build_classifier, class_path_of
+
+log = logging.getLogger(__name__)
+
+
+#: The optimiser's settings: a resume applies those it is given (:meth:`on_train_start`).
+OPTIMISER_SETTINGS = ("lr", "momentum", "weight_decay", "lr_step", "lr_gamma")
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the weights became NaN or infinite."""
 
 
 def add_gaussian_noise(
@@ -138,6 +149,8 @@ class BaseClassifierModule(pl.LightningModule):
             x = add_gaussian_noise(x, sigma)
         logits = self(x)
         loss = F.cross_entropy(logits, y)
+        if not self._all_finite(loss):
+            raise self._diverged(f"the training loss is {loss.item()} (on at least one process)")
         accuracy = (logits.argmax(dim=1) == y).float().mean()
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", accuracy, prog_bar=True)
@@ -152,6 +165,71 @@ class BaseClassifierModule(pl.LightningModule):
         self.log("val/loss", F.cross_entropy(noisy, y), sync_dist=True)
         self.log("val/acc_clean", self.val_clean, prog_bar=True)
         self.log("val/acc_noisy", self.val_noisy, prog_bar=True)
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every process: all decide together, since one
+        raising alone would leave the others waiting (outside a trainer: this one's)."""
+        finite = bool(torch.isfinite(loss))
+        try:
+            strategy = self.trainer.strategy
+        except RuntimeError:  # not attached to a trainer
+            return finite
+        return bool(strategy.reduce_boolean_decision(finite, all=True))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse to save weights that are NaN or infinite: no checkpoint of a diverged run
+        is presented as usable."""
+        broken = [name for name, p in self.named_parameters() if not torch.isfinite(p).all()]
+        if broken:
+            raise self._diverged(f"the weights ({broken[0]}, ...) are NaN or infinite")
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        epoch, step = self.trainer.current_epoch, self.trainer.global_step
+        saved = (
+            "no checkpoint was saved"
+            if epoch == 0
+            else f"checkpoints saved before epoch {epoch} predate it"
+        )
+        return TrainingDiverged(
+            f"training diverged in epoch {epoch} (step {step}): {what}; the learning rate "
+            f"({self.hparams.lr:g}) is likely too large for this model and data: lower "
+            f"--model.lr (and check the inputs for NaN; under reduced precision, try 32); "
+            f"{saved}"
+        )
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Remember the optimiser settings the checkpoint was trained with (see
+        :meth:`on_train_start`)."""
+        self._trained_with = dict(checkpoint.get("hyper_parameters") or {})
+
+    def on_train_start(self) -> None:
+        """A resumed run applies the optimiser settings it was given where they differ from
+        the checkpoint's (whose restored optimiser state would silently keep its own): the
+        learning rate continues the step schedule from the resumed epoch."""
+        before = getattr(self, "_trained_with", None)
+        if before is None:
+            return
+        changed = [
+            name
+            for name in OPTIMISER_SETTINGS
+            if name in before and before[name] != self.hparams[name]
+        ]
+        if not changed:
+            return
+        schedule = self.lr_schedulers()
+        schedule.base_lrs = [self.hparams.lr for _ in schedule.base_lrs]
+        schedule.step_size, schedule.gamma = self.hparams.lr_step, self.hparams.lr_gamma
+        decay = self.hparams.lr_gamma ** (schedule.last_epoch // self.hparams.lr_step)
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.hparams.lr * decay
+            group["momentum"] = self.hparams.momentum
+            group["weight_decay"] = self.hparams.weight_decay
+        log.warning(
+            "resumed with %s (the checkpoint was trained with %s), from epoch %d on",
+            ", ".join(f"{name} = {self.hparams[name]}" for name in changed),
+            ", ".join(f"{name} = {before[name]}" for name in changed),
+            self.current_epoch,
+        )
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.SGD(

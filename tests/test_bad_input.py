@@ -7,12 +7,17 @@ no kNN cache, no run directory) and that every file that existed before is byte-
 
 from __future__ import annotations
 
+import http.server
 import json
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -241,19 +246,37 @@ def test_compare_refuses(tmp_path, offline_env, results, summary, names) -> None
             "program: train.py\nmethod: grid\nparameters:\n  data.nonexistent: {values: [1]}\n"
             'command: ["${env}", "${interpreter}", "${program}", "fit", "${args}"]\n',
             [],
-            "refused: unrecognized arguments: --data.nonexistent=1",
+            "run 1 of this sweep (data.nonexistent=1) is refused: unrecognized arguments",
         ),
+        (
+            "program: train.py\nmethod: grid\nparameters:\n  data.sigma_b: {values: [0.25, 0]}\n"
+            'command: ["${env}", "${interpreter}", "${program}", "fit", "${args}"]\n',
+            [],
+            "run 2 of this sweep (data.sigma_b=0) is refused: --data.sigma_b must be a",
+        ),
+        ("method: grid\nparameters:\n  a: {values: [1]}\n", ["--max-runs", "0"], "at least 1"),
     ],
-    ids=["missing file", "bad YAML", "not a mapping", "bayes without --max-runs", "unknown key"],
+    ids=[
+        "missing file",
+        "bad YAML",
+        "not a mapping",
+        "bayes without --max-runs",
+        "unknown key",
+        "second run invalid",
+        "no runs",
+    ],
 )
 def test_sweep_refuses(tmp_path, offline_env, content, arguments, names) -> None:
     sweep = tmp_path / "missing.yaml"
     if content is not None:
         sweep = tmp_path / "sweep.yaml"
         sweep.write_text(content)
+    if content is not None and "program:" in content:  # where a run would write
+        arguments = [*arguments, "--", f"--runs_dir={tmp_path / 'runs'}"]
     command = [sys.executable, "-m", "idrs_lightning.sweep", str(sweep), *arguments]
     done = _run(command, ROOT, offline_env)
     _assert_refused(done, names)
+    assert not (tmp_path / "runs").exists(), "no run trained before the refusal"
 
 
 def _certify(checkpoint: Path, out: Path, tmp: Path, env: dict, *arguments: str):
@@ -327,18 +350,405 @@ def test_a_full_disk_keeps_the_rows_and_names_the_file(tmp_path, offline_env, sm
             assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 1000
 
 
-@pytest.mark.slow
-def test_an_unreachable_wandb_server_means_offline_not_a_stall(tmp_path, offline_env) -> None:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))  # a port of ours that nobody listens on
-    port = closed.getsockname()[1]
+class _ServerError(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_error(503, "unavailable")
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Refusing(_ServerError):
+    """Answers a plain request, refuses every API call (as for a revoked key)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_error(401, "unauthorized")
+
+
+@contextmanager
+def _wandb_server(kind: str) -> Iterator[str]:
+    """The base URL of a W&B server that is not there ("closed": nobody listens), accepts
+    connections and never answers ("silent"), answers every request with HTTP 503 ("errors"),
+    or answers plain requests and refuses API calls ("refusing")."""
+    if kind in ("errors", "refusing"):
+        handler = _ServerError if kind == "errors" else _Refusing
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+        return
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # a port of ours
+    if kind == "silent":
+        listener.listen(64)  # the kernel accepts; nobody ever reads or answers
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def _online_env(offline_env: dict, base_url: str) -> dict:
     env = {k: v for k, v in offline_env.items() if k != "WANDB_MODE"}
-    env |= {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{port}"}
-    start = time.monotonic()
-    done = _certify(CHECKPOINT, tmp_path / "out", tmp_path, env, "--indices", "0:2")
-    closed.close()
+    return env | {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": base_url}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["closed", "silent", "errors", "refusing"])
+def test_a_wandb_server_that_fails_means_offline_not_a_stall(tmp_path, offline_env, kind) -> None:
+    with _wandb_server(kind) as url:
+        start = time.monotonic()
+        done = _certify(
+            CHECKPOINT,
+            tmp_path / "out",
+            tmp_path,
+            _online_env(offline_env, url),
+            "--indices",
+            "0:2",
+        )
+        took = time.monotonic() - start
     assert done.returncode == 0, done.stderr[-3000:]
-    assert time.monotonic() - start < 90, "no stall waiting for the server"
-    assert "does not answer; logging offline" in done.stderr
-    assert list((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert took < 60, f"no stall waiting for the server ({took:.0f} s)"
+    assert done.stderr.count("logging offline") == 1, done.stderr[-3000:]
+    assert list((tmp_path / "out" / "wandb").glob("offline-run-*")), "an offline copy"
     assert len((tmp_path / "out" / "results.tsv").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["silent", "refusing"])
+def test_training_beside_a_failing_wandb_server_logs_offline(tmp_path, offline_env, kind) -> None:
+    with _wandb_server(kind) as url:
+        start = time.monotonic()
+        done = _train(tmp_path, _online_env(offline_env, url), "--run_name=quiet")
+        took = time.monotonic() - start
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert took < 90, f"no stall waiting for the server ({took:.0f} s)"
+    assert done.stderr.count("logging offline") == 1, done.stderr[-3000:]
+    assert list((tmp_path / "runs" / "quiet" / "wandb").glob("offline-run-*"))
+
+
+TRAIN_FAST = (
+    "--data.dataset=digits",
+    "--data.k=5",
+    "--model.network=mlp",
+    "--trainer.max_epochs=1",
+    "--trainer.accelerator=cpu",
+    "--trainer.enable_progress_bar=false",
+)
+
+
+def _train(tmp: Path, env: dict, *arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "train.py"), "fit", f"--runs_dir={tmp / 'runs'}"]
+    return _run([*command, f"--data.root={tmp / 'data'}", *TRAIN_FAST, *arguments], tmp, env)
+
+
+# ---- broken models get no certificate ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_diverging_training_stops_with_its_cause_and_leaves_no_run(tmp_path, offline_env):
+    done = _train(tmp_path, offline_env, "--run_name=hot", "--model.lr=1e8")
+    _assert_refused(done, "training diverged in epoch 0")
+    assert "the training loss is nan" in done.stderr and "lower --model.lr" in done.stderr
+    assert "no checkpoint was saved" in done.stderr
+    assert not (tmp_path / "runs" / "hot").exists(), "nothing presented as usable"
+    corrected = _train(tmp_path, offline_env, "--run_name=hot")
+    assert corrected.returncode == 0, corrected.stderr[-2000:]
+
+
+def _nan_checkpoint(tmp: Path) -> Path:
+    state = torch.load(CHECKPOINT, weights_only=True)
+    weights = state["state_dict"]
+    for name in weights:
+        if weights[name].is_floating_point():
+            weights[name] = torch.full_like(weights[name], float("nan"))
+    torch.save(state, tmp / "nan.ckpt")
+    return tmp / "nan.ckpt"
+
+
+@pytest.mark.slow
+def test_a_model_with_nan_logits_is_certified_nowhere(tmp_path, offline_env) -> None:
+    broken = _nan_checkpoint(tmp_path)
+    done = _certify(broken, tmp_path / "out", tmp_path, offline_env, "--indices", "0:3")
+    _assert_refused(done, "logits are NaN or infinite for input 0")
+    assert not (tmp_path / "out").exists(), "the claim is released"
+    good = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, "--indices", "0:3")
+    assert good.returncode == 0, good.stderr[-2000:]
+
+
+# ---- what a checkpoint records ----------------------------------------------------------
+
+
+def _edited(tmp: Path, section: str, name: str, value: object) -> Path:
+    state = torch.load(CHECKPOINT, weights_only=True)
+    state[section][name] = value
+    torch.save(state, tmp / "edited.ckpt")
+    return tmp / "edited.ckpt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("section", "name", "value", "names"),
+    [
+        ("datamodule_hyper_parameters", "r", "abc", "records the data setting r = 'abc'"),
+        ("datamodule_hyper_parameters", "r", [0.1], "records the data setting r = [0.1]"),
+        ("datamodule_hyper_parameters", "k", 0, "records an invalid data setting: k"),
+        ("hyper_parameters", "num_classes", "ten", "num_classes must be an integer"),
+    ],
+)
+def test_a_checkpoint_with_edited_settings_is_named(
+    tmp_path, offline_env, section, name, value, names
+) -> None:
+    edited = _edited(tmp_path, section, name, value)
+    done = _certify(edited, tmp_path / "out", tmp_path, offline_env, "--indices", "0:2")
+    _assert_refused(done, "checkpoint")
+    assert str(edited) in done.stderr and names in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
+# ---- one writer per directory, and the record and rows it guards --------------------------
+
+
+HOLD = (
+    "import sys, time; from pathlib import Path; from idrs_lightning import directory_lock; "
+    "directory_lock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(600)"
+)
+
+
+@pytest.mark.slow
+def test_a_directory_in_use_is_refused_by_name(tmp_path, offline_env) -> None:
+    first = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, "--indices", "0:2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _snapshot(tmp_path / "out")
+        second = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, "--indices", "0:2")
+    finally:
+        holder.kill()
+        holder.wait()
+    _assert_refused(second, f"is being written by process {holder.pid}")
+    assert _snapshot(tmp_path / "out") == before
+
+
+SLOW_CERTIFY = ("--N", "20000", "--N0", "100", "--batch-size", "1000", "--indices", "0:12")
+
+
+def _rows(results: Path) -> list[str]:
+    return results.read_text().splitlines()[1:] if results.exists() else []
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_mid_run_and_ctrl_c_says_how_to_resume(
+    tmp_path, offline_env
+) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "certify.py"), str(CHECKPOINT), str(out)]
+    common = ["--root", str(tmp_path / "data"), *SLOW_CERTIFY]
+    first = subprocess.Popen(
+        [*command, *common], cwd=tmp_path, env=offline_env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not _rows(out / "results.tsv") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = _run([*command, *common], tmp_path, offline_env)
+    assert first.poll() is None, "the first run was still writing when the second was refused"
+    _assert_refused(second, f"{out} is being written by process {first.pid}")
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-2000:]
+    assert f"interrupted; the rows certified so far, if any, are in {out}: run" in stderr
+    kept = _rows(out / "results.tsv")
+    assert 1 <= len(kept) < 12, "interrupted mid-run"
+    resumed = _run([*command, *common], tmp_path, offline_env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = _rows(out / "results.tsv")
+    assert rows[: len(kept)] == kept and len(rows) == 12
+    assert sorted(int(row.split("\t")[0]) for row in rows) == list(range(12))
+
+
+@pytest.fixture(scope="module")
+def certified(tmp_path_factory, offline_env) -> Path:
+    """An output directory of a finished run over inputs 0:3 (copied by each test)."""
+    tmp = tmp_path_factory.mktemp("certified")
+    done = _certify(CHECKPOINT, tmp / "out", tmp, offline_env, "--indices", "0:3")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return tmp
+
+
+def _copy_of(certified: Path, tmp: Path) -> Path:
+    shutil.copytree(certified / "out", tmp / "out")
+    shutil.copytree(certified / "data", tmp / "data")
+    return tmp / "out"
+
+
+def _retabbed(line: str, **changes: str) -> str:
+    row = dict(zip(COLUMNS, line.split("\t"), strict=True))
+    return "\t".join({**row, **changes}[column] for column in COLUMNS)
+
+
+ROW_DAMAGE: dict[str, tuple[Callable[[list[str]], list[str]], str]] = {
+    "duplicated row": (lambda rows: [*rows, rows[-1]], "input 2 appears a second time"),
+    "row outside the run": (
+        lambda rows: [*rows, _retabbed(rows[-1], idx="7", label="6")],
+        "input 7 is not one of this run's inputs",
+    ),
+    "nan radius": (
+        lambda rows: [*rows[:-1], _retabbed(rows[-1], radius="nan")],
+        "radius nan is not a finite number",
+    ),
+    "another n": (
+        lambda rows: [*rows[:-1], _retabbed(rows[-1], samples="50")],
+        "50 estimation samples, where this run draws 100",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", sorted(ROW_DAMAGE))
+def test_rows_this_run_cannot_have_written_are_refused(
+    certified, tmp_path, offline_env, damage
+) -> None:
+    out = _copy_of(certified, tmp_path)
+    edit, names = ROW_DAMAGE[damage]
+    header, *rows = (out / "results.tsv").read_text().splitlines()
+    (out / "results.tsv").write_text("\n".join([header, *edit(rows)]) + "\n")
+    before = _snapshot(out)
+    done = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:3")
+    _assert_refused(done, f"{out / 'results.tsv'}, line")
+    assert names in done.stderr, done.stderr[-2000:]
+    assert _snapshot(out) == before
+
+
+RECORD_DAMAGE: dict[str, tuple[Callable[[str], str], str]] = {
+    "a JSON list": (lambda text: "[1, 2]", "is not a settings record (it holds a JSON list"),
+    "not JSON": (lambda text: text[:40], "certify_settings.json is not valid JSON"),
+    "another n": (
+        lambda text: json.dumps(json.loads(text) | {"n": 50}),
+        "other settings: n=50 there",
+    ),
+    "binary": (lambda text: "\udcff", "certify_settings.json is not a settings record"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", sorted(RECORD_DAMAGE))
+def test_a_damaged_record_is_named(certified, tmp_path, offline_env, damage) -> None:
+    out = _copy_of(certified, tmp_path)
+    edit, names = RECORD_DAMAGE[damage]
+    record = out / "certify_settings.json"
+    record.write_bytes(edit(record.read_text()).encode(errors="surrogateescape"))
+    before = _snapshot(out)
+    done = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:3")
+    _assert_refused(done, names)
+    assert _snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_a_reformatted_record_and_a_moved_checkpoint_resume(
+    certified, tmp_path, offline_env
+) -> None:
+    out = _copy_of(certified, tmp_path)
+    record = out / "certify_settings.json"
+    record.write_text(json.dumps(json.loads(record.read_text()), indent=None))
+    moved = tmp_path / "elsewhere" / "model.ckpt"
+    moved.parent.mkdir()
+    moved.write_bytes(CHECKPOINT.read_bytes())  # the same content under another path
+    done = _certify(moved, out, tmp_path, offline_env, "--indices", "0:3")
+    assert done.returncode == 0, done.stderr[-2000:]
+    other = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:3", "--N0", "20")
+    _assert_refused(other, "other settings: n0=10 there")
+
+
+@pytest.mark.slow
+def test_a_sequential_resume_keeps_its_stopping_grid(tmp_path, offline_env) -> None:
+    sequential = ("--sequential", "--indices", "0:2", "--radii")
+    first = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, *sequential, "0.1", "0.2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _snapshot(tmp_path / "out")
+    again = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, *sequential, "0.3")
+    _assert_refused(again, "other settings: stopping_radii=[0.1, 0.2] there")
+    assert _snapshot(tmp_path / "out") == before
+
+
+# ---- nothing claimed by a refused run -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigma_out_of_range_is_named_and_claims_nothing(tmp_path, offline_env) -> None:
+    done = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, "--m", "1e300")
+    _assert_refused(done, "--m = 1e+300 puts sigma(x)")
+    assert not (tmp_path / "out").exists()
+    corrected = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, "--indices", "0:2")
+    assert corrected.returncode == 0, corrected.stderr[-2000:]
+
+
+LATE_CASES = [
+    (("--trainer.max_epochs=-2",), "the trainer refuses its settings: `max_epochs` must be"),
+    (("--trainer.accelerator=gpu",), "the trainer refuses its settings: No supported gpu"),
+    (("--data.m=1e300", "--data.trr=0.05"), "--data.m = 1e+300 puts sigma(x)"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("arguments", "names"), LATE_CASES)
+def test_train_refused_late_leaves_no_claim(tmp_path, offline_env, arguments, names) -> None:
+    if "gpu" in arguments[0] and torch.cuda.is_available():
+        pytest.skip("a GPU is there")
+    done = _train(tmp_path, offline_env, "--run_name=late", *arguments)
+    _assert_refused(done, names)
+    assert not (tmp_path / "runs" / "late").exists(), "the run directory is released"
+    if "trainer" in arguments[0]:  # checked without a run, as a sweep checks its runs
+        checked = _train(tmp_path, offline_env, "--run_name=late", *arguments, "--check_only=true")
+        _assert_refused(checked, names)
+        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case", ["missing", "directory", "empty", "random bytes", "truncated", "plain state_dict"]
+)
+def test_train_refuses_what_is_no_checkpoint_to_resume(tmp_path, offline_env, case) -> None:
+    path, _ = _checkpoint_cases(tmp_path)[case]
+    done = _train(tmp_path, offline_env, f"--ckpt_path={path}")
+    _assert_refused(done, f"--ckpt_path {path}")
+    assert "weights_only" not in done.stderr, "never suggest loading untrusted pickles"
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_a_precompute_config_whose_data_is_a_list_is_named(tmp_path, offline_env) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("data:\n  - dataset\n  - digits\n")
+    command = [sys.executable, "-m", "idrs_lightning.precompute", "--config", str(config)]
+    _assert_refused(_run(command, ROOT, offline_env), "its data section must be a mapping")
+
+
+@pytest.mark.slow
+def test_a_record_without_rows_holds_no_results(tmp_path, offline_env) -> None:
+    """A run killed after its claim and before its first row (no clean-up ran) leaves a record
+    and a header: the corrected command, with other settings, takes the directory."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "certify_settings.json").write_text(json.dumps({"n": 7, "checkpoint": "gone.ckpt"}))
+    (out / "results.tsv").write_text("\t".join(COLUMNS) + "\n")
+    done = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "certify_settings.json").read_text())["n"] == 100
+    assert len((out / "results.tsv").read_text().splitlines()) == 3

@@ -135,3 +135,14 @@ def test_normalization_options(tree) -> None:
             "imagefolder", root=str(tree), dataset_options={"train_crop": "zoom"}
         )
         datamodule.setup("fit")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not an image", "empty"])
+def test_an_unreadable_image_is_named(tree, tmp_path, damage: str) -> None:
+    copy = _copy(tree, tmp_path)
+    file = copy / "train" / "circle" / "001.png"
+    content = {"truncated": file.read_bytes()[:200], "not an image": b"<html>", "empty": b""}
+    file.write_bytes(content[damage])
+    split = load_folder_split(copy, "train", **SMALL)
+    with pytest.raises(OSError, match=rf"cannot read the image {file}"):
+        split.rows(np.arange(4))

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
 from wandb_records import read_run
 
 from idrs_lightning.compare import compare
 from idrs_lightning.compare import main as compare_main
 from idrs_lightning.metrics import certification_summary
 from idrs_lightning.report import (
+    INSIDE_LEGEND,
+    certified_accuracy_figure,
     comparison_table,
     curve_label,
     format_table,
@@ -132,3 +136,21 @@ def test_callback_curve_labels_stay_distinct() -> None:
         settings = {"r": rate, "sigma_b": 0.25}
         assert curve_label("certify", settings) != curve_label("certify_constant", settings)
     assert curve_label("certify", {"r": 0.05, "sigma_b": 0.25}) == "IDRS r=0.05"
+
+
+@pytest.mark.parametrize("count", [1, 5, 10, 12, 20, 33])
+def test_every_curve_of_a_comparison_is_distinct_and_its_legend_hides_none(count: int) -> None:
+    rng = np.random.default_rng(0)
+    curves = {f"run {i}": (rng.uniform(0, 1, 50), rng.uniform(size=50) < 0.8) for i in range(count)}
+    figure = certified_accuracy_figure(curves)
+    axes = figure.axes[0]
+    looks = {(to_hex(line.get_color()), line.get_linestyle()) for line in axes.get_lines()}
+    assert len(looks) == count, "no two curves look alike"
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.tight_layout()
+    legend = axes.get_legend().get_window_extent(renderer)
+    inside = axes.get_window_extent(renderer)
+    if count > INSIDE_LEGEND:
+        assert legend.x0 >= inside.x1, "beside the axes, over no curve"
+        assert legend.x1 <= figure.bbox.x1 + 1, "and within the figure"
+    assert len(axes.get_legend().get_texts()) == count

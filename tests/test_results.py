@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from idrs_lightning.results import COLUMNS, HEADER, ResultsWriter, merge, read_results, read_rows
+from idrs_lightning.results import (
+    COLUMNS,
+    HEADER,
+    ResultsWriter,
+    RowRules,
+    check_rows,
+    merge,
+    read_results,
+    read_rows,
+)
 
 COHEN_HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n"
 
@@ -198,3 +208,79 @@ def test_merge_never_leaves_a_partial_target(tmp_path) -> None:
     with pytest.raises((KeyError, ValueError)):
         merge([good, cohen], target)
     assert target.read_text() == before, "the old target is intact until the new one is complete"
+
+
+def _rules(indices: range = range(12), **changes: object) -> RowRules:
+    """The rules of a run over ``indices`` whose rows are :func:`_row`'s (labels idx % 10,
+    three classes' worth of counts summing to 300 samples)."""
+    values = {
+        "labels": {i: i % 10 for i in indices},
+        "num_classes": 10,
+        "n": 300,
+        "sequential": False,
+        "shortcut": False,
+    }
+    return RowRules(**{**values, **changes})
+
+
+def _ten_counts(idx: int, total: int = 300) -> str:
+    return ",".join([str(idx), str(total - idx)] + ["0"] * 8)
+
+
+def _valid(index: int, **changes: object) -> dict[str, str]:
+    row = {k: str(v) for k, v in _row(index, counts=_ten_counts(index)).items()}
+    return {**row, **{k: str(v) for k, v in changes.items()}}
+
+
+BROKEN_ROWS = {
+    "outside the run": ({"idx": "40", "label": "0", "predict": "0"}, "input 40 is not one of"),
+    "another label": ({"label": "3", "predict": "3"}, "label 3 is not input 2's label (2)"),
+    "no class": ({"predict": "10"}, "prediction 10 is no class of 10"),
+    "correct flipped": ({"correct": "0"}, "correct is 0 for prediction 2 and label 2"),
+    "nan radius": ({"radius": "nan"}, "radius nan is not a finite number >= 0"),
+    "inf radius": ({"radius": "inf"}, "radius inf is not a finite number"),
+    "negative radius": ({"radius": "-0.5"}, "radius -0.5 is not a finite"),
+    "zero sigma": ({"sigma": "0.0"}, "sigma 0.0 is not a positive number"),
+    "other n": ({"samples": "100", "counts": _ten_counts(2, 100)}, "100 estimation samples"),
+    "counts off": ({"counts": _ten_counts(2, 299)}, "are not 300 votes"),
+    "not a number": ({"radius": "abc"}, "a value is missing or not a number"),
+    "empty field": ({"counts": ""}, "a value is missing or not a number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_ROWS))
+def test_a_row_this_run_cannot_have_written_is_named(tmp_path, case: str) -> None:
+    changes, names = BROKEN_ROWS[case]
+    rows = [_valid(0), _valid(1), _valid(2, **changes)]
+    check_rows(tmp_path / "r.tsv", rows[:2], _rules())  # the intact rows pass
+    with pytest.raises(ValueError, match=re.escape(names)) as error:
+        check_rows(tmp_path / "r.tsv", rows, _rules())
+    assert "r.tsv, line 4:" in str(error.value)
+
+
+def test_an_input_certified_twice_is_named(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"line 4: input 1 appears a second time"):
+        check_rows(tmp_path / "r.tsv", [_valid(0), _valid(1), _valid(1)], _rules())
+
+
+def test_sequential_and_shortcut_rows_follow_their_rules(tmp_path) -> None:
+    early = _valid(2, samples=120, counts=_ten_counts(2, 120))
+    skipped = _valid(4, samples=0, counts=",".join(["0"] * 10))
+    check_rows(tmp_path / "r.tsv", [early], _rules(sequential=True))
+    check_rows(tmp_path / "r.tsv", [skipped], _rules(shortcut=True))
+    with pytest.raises(ValueError, match="120 estimation samples, where this run draws 300"):
+        check_rows(tmp_path / "r.tsv", [early], _rules())
+    with pytest.raises(ValueError, match="0 estimation samples, where this run draws 1 to 300"):
+        check_rows(tmp_path / "r.tsv", [skipped], _rules(sequential=True))
+
+
+def test_a_resumed_file_with_a_broken_row_is_refused_and_left_alone(tmp_path) -> None:
+    path = tmp_path / "results.tsv"
+    with ResultsWriter(path) as writer:
+        for idx in (0, 1):
+            writer.write(**_valid(idx))
+        writer.write(**_valid(1))  # as two writers interleaving would leave it
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="input 1 appears a second time"):
+        ResultsWriter(path, _rules())
+    assert path.read_bytes() == before

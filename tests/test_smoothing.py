@@ -232,3 +232,38 @@ def test_inputs_outside_the_data_range_are_certified_with_a_warning(caplog) -> N
         certs = smooth.certify_many(normalised, [0.25, 0.25], [4, 5])
     assert len(certs) == 2
     assert "2 input(s), the first 4, have values outside the data's range [0, 1]" in caplog.text
+
+
+class BrokenOnFar(nn.Module):
+    """The half-space, with NaN (or inf) logits for noisy copies whose x_0 exceeds 1: a model
+    that is broken for some inputs only, and for some of their noisy copies only."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = HalfSpace()(x)
+        far = x.reshape(len(x), -1)[:, 0] > 1
+        return torch.where(far[:, None], torch.full_like(logits, self.value), logits)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("sequential", [False, True])
+def test_non_finite_logits_give_no_certificate(value: float, sequential: bool) -> None:
+    smooth = Smooth(
+        BrokenOnFar(value).eval(),
+        2,
+        0.0,
+        CertificationSettings(n0=20, n=200, batch_size=100, sequential=sequential),
+        radii=[0.1],
+    )
+    fine = smooth.certify_many(torch.stack([_point(0.3), _point(-0.3)]), [0.1, 0.1], [4, 5])
+    assert [c.prediction for c in fine] == [1, 0], "finite logits certify as before"
+    # input 8 lies at 1.1: most of its noisy copies (sigma 0.25) have broken logits; input 7,
+    # at -0.5, has none (6 sigma away)
+    inputs = torch.stack([_point(-0.5), _point(1.1)])
+    with pytest.raises(ValueError, match=r"NaN or infinite for input 8 \(on \d+ of 20 noisy"):
+        smooth.certify_many(inputs, [0.25, 0.25], [7, 8])
+    with pytest.raises(ValueError, match="for input 8"):
+        smooth.predict(_point(1.1), 0.25, 8)

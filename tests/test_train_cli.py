@@ -2,8 +2,10 @@
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,14 +105,14 @@ def test_run_writes_logs_checkpoints_and_resumes(tmp_path, offline_env) -> None:
     module = BaseClassifierModule.load_from_checkpoint(last, weights_only=True)
     assert module(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
-    resumed = _train(
+    # A checkpoint of run "first" continues run "first", never inside another run's directory.
+    elsewhere = _train(
         tmp_path, offline_env, "--run_name=resumed", "--trainer.max_epochs=2", f"--ckpt_path={last}"
     )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    state = torch.load(
-        tmp_path / "runs" / "resumed" / "checkpoints" / "last.ckpt", weights_only=True
-    )
-    assert state["epoch"] == 1, "resumed after the first epoch and ran the second"
+    assert elsewhere.returncode == 2, elsewhere.stderr[-3000:]
+    assert "error: --run_name is 'resumed'" in elsewhere.stderr
+    assert "a resume continues its own run" in elsewhere.stderr
+    assert not (tmp_path / "runs" / "resumed").exists()
 
     # The same name again is another run's directory: refused, and nothing of it changes.
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
@@ -118,11 +120,15 @@ def test_run_writes_logs_checkpoints_and_resumes(tmp_path, offline_env) -> None:
     assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr[-3000:]
     assert "error: --run_name" in again.stderr and "holds another run" in again.stderr
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
-    # ... unless the run resumes it explicitly.
+    # ... unless the run resumes it explicitly, with its own settings (its config.yaml: r and
+    # trr are not given again).
     continued = _train(
         tmp_path, offline_env, "--run_name=first", "--trainer.max_epochs=2", f"--ckpt_path={last}"
     )
     assert continued.returncode == 0, continued.stderr[-3000:]
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 1, "resumed after the first epoch and ran the second"
+    assert state["datamodule_hyper_parameters"]["trr"] == 0.02
 
 
 def test_parallel_runs_get_their_own_directories(tmp_path, offline_env) -> None:
@@ -269,3 +275,98 @@ def test_resuming_under_another_split_is_refused(tmp_path, offline_env) -> None:
         "--trainer.max_epochs=2",
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+HISTORY = ("--trainer.limit_train_batches=3", "--trainer.log_every_n_steps=1")
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    with (run / "csv" / "metrics.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def _files(run: Path) -> dict[Path, bytes]:
+    """A run directory's files (but its lock, which names whoever held it last)."""
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def _validation_epochs(run: Path) -> list[int]:
+    return [int(row["epoch"]) for row in _metrics(run) if row.get("val/acc_noisy")]
+
+
+@pytest.mark.slow
+def test_a_resume_keeps_the_history_applies_the_optimiser_and_refuses_other_data(
+    tmp_path, offline_env
+) -> None:
+    first = _train(tmp_path, offline_env, "--run_name=h", "--trainer.max_epochs=2", *HISTORY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "runs" / "h"
+    last = run / "checkpoints" / "last.ckpt"
+    metrics = run / "csv" / "metrics.csv"
+    history = metrics.read_text()
+    config = (run / "config.yaml").read_text()
+    # rows of an epoch cut short by an interruption: that epoch is trained again
+    header = history.splitlines()[0].split(",")
+    cut = {column: "" for column in header} | {"epoch": "2", "step": "7", "train/loss": "9.9"}
+    metrics.write_text(history + ",".join(cut[column] for column in header) + "\n")
+    before = _files(run)
+
+    for refused_option, recorded in (("--data.sigma_b=0.5", "0.25"), ("--data.trr=0.1", "0.0")):
+        refused = _train(
+            tmp_path, offline_env, "--trainer.max_epochs=3", *HISTORY, refused_option,
+            f"--ckpt_path={last}",
+        )  # fmt: skip
+        option = refused_option.split("=")[0]
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+        assert f"error: {option} is " in refused.stderr and f"{option}={recorded}" in refused.stderr
+        assert _files(run) == before
+
+    resumed = _train(
+        tmp_path, offline_env, "--trainer.max_epochs=3", *HISTORY, "--model.lr=0.01",
+        f"--ckpt_path={last}",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed with lr = 0.01 (the checkpoint was trained with lr = 0.05)" in resumed.stderr
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 2 and state["hyper_parameters"]["lr"] == 0.01
+    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01, "applied, not dropped"
+    assert state["lr_schedulers"][0]["base_lrs"] == [0.01]
+    kept = metrics.read_text()
+    assert kept.startswith(history), "the history before the resume is kept byte for byte"
+    assert "9.9" not in kept, "the rows of the interrupted epoch are replaced"
+    copy = (run / "csv" / "metrics.1.csv").read_text()
+    assert copy.startswith(history) and "9.9" in copy, "kept in a copy of the file as it was"
+    assert _validation_epochs(run) == [0, 1, 2]
+    assert (run / "config.1.yaml").read_text() == config, "the first start's config is kept"
+    assert "lr: 0.01" in (run / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume_and_a_second_writer_is_refused(tmp_path, offline_env) -> None:
+    command = [sys.executable, str(ROOT / "train.py"), "fit", f"--runs_dir={tmp_path / 'runs'}"]
+    endless = [*FAST, f"--data.root={tmp_path / 'data'}", *HISTORY, "--trainer.max_epochs=100000"]
+    first = subprocess.Popen(
+        [*command, *endless, "--run_name=long"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=offline_env,
+        cwd=tmp_path,
+    )
+    last = tmp_path / "runs" / "long" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = _train(tmp_path, offline_env, *HISTORY, f"--ckpt_path={last}")
+    assert first.poll() is None, "the first run was still training"
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"is being written by process {first.pid}" in second.stderr
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode != 0
+    assert f"resume with python train.py fit --ckpt_path {last}" in stderr, stderr[-2000:]
+    epoch = torch.load(last, weights_only=True)["epoch"]
+    resumed = _train(
+        tmp_path, offline_env, *HISTORY, f"--trainer.max_epochs={epoch + 3}", f"--ckpt_path={last}"
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _validation_epochs(tmp_path / "runs" / "long") == list(range(epoch + 3))

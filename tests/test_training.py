@@ -1,10 +1,13 @@
 """BaseClassifierModule: built from the DataModule's shape, classes and statistics."""
 
 import lightning.pytorch as pl
+import pytest
+import torch
 
+from idrs_lightning.cli import default_checkpoints
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.data.statistics import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from idrs_lightning.training import BaseClassifierModule
+from idrs_lightning.training import BaseClassifierModule, TrainingDiverged
 
 
 class ShiftedDigits(SmoothingDataModule):
@@ -38,3 +41,37 @@ def test_fashion_mnist_has_statistics_of_its_own(tmp_path) -> None:
     datamodule = SmoothingDataModule("fashion_mnist", root=str(tmp_path))
     assert datamodule.normalization == (FASHION_MNIST_MEAN, FASHION_MNIST_STD)
     assert datamodule.normalization != SmoothingDataModule("mnist").normalization
+
+
+class PoisonAtEpochEnd(pl.Callback):
+    """Turns one weight into NaN at the end of epoch ``epoch``: a loss that stayed finite
+    through the epoch's last step, and weights that did not."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                next(pl_module.parameters()).view(-1)[0] = float("nan")
+
+
+def test_non_finite_weights_are_never_saved_and_name_the_epoch(tmp_path) -> None:
+    datamodule = SmoothingDataModule("digits", root=str(tmp_path), sigma_b=0.25, val_fraction=0)
+    module = BaseClassifierModule("mlp", lr=0.05)
+    folder = tmp_path / "checkpoints"
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        limit_train_batches=2,
+        callbacks=[PoisonAtEpochEnd(1), *default_checkpoints(folder, validation=False)],
+    )
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1 .*weights .* NaN") as error:
+        trainer.fit(module, datamodule)
+    assert "checkpoints saved before epoch 1 predate it" in str(error.value)
+    saved = torch.load(folder / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 0, "the diverged epoch was not saved over the last good one"
+    assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())

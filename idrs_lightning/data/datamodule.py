@@ -279,6 +279,10 @@ class SmoothingDataModule(pl.LightningDataModule):
         """The test split's identity (its name, options and content digest)."""
         return self._split("test").identity
 
+    def labels(self, split: str = "test") -> np.ndarray:
+        """The labels of ``split`` ("test" or "val"), by index."""
+        return self._evaluated(split).y
+
     def evaluation_subset(self, size: int | None = None, split: str = "test") -> np.ndarray:
         """The fixed, class-stratified evaluation subset of ``split`` ("test" for certification,
         "val" for the callback): ``size`` inputs (default ``eval_subset_size``) chosen by

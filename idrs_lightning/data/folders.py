@@ -136,8 +136,13 @@ class FolderSplit:
         from PIL import Image
         from torchvision.transforms.v2 import functional as F
 
-        with Image.open(self.root / self.files[row]) as image:
-            return F.to_dtype(F.pil_to_tensor(image.convert("RGB")), torch.float32, scale=True)
+        path = self.root / self.files[row]
+        try:
+            with Image.open(path) as image:
+                pixels = F.pil_to_tensor(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for bad files
+            raise OSError(f"cannot read the image {path}: {error}") from None
+        return F.to_dtype(pixels, torch.float32, scale=True)
 
 
 def evaluation_view(image: torch.Tensor, resize: int, crop: int) -> torch.Tensor:

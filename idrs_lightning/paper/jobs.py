@@ -128,14 +128,14 @@ def _check_reuse(run_dir: Path, request: list[str]) -> None:
         found = None
     if found != request:
         differing = (
-            "it records no request (written by an older version)"
+            "it records no request (it did not finish, or an older version wrote it)"
             if found is None
             else "its options differ: "
             + ", ".join(sorted(set(map(str, request)) ^ set(map(str, found))))
         )
         raise InvalidSetting(
             "out",
-            f"{run_dir} holds a finished training run that this reproduction would reuse, "
+            f"{run_dir} holds a training run that this reproduction would reuse, "
             f"but {differing}: give another --out, or remove that run",
         )
 
