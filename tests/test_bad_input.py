@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from idrs_lightning.results import COLUMNS
+from tests.user_models import GatedNet
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = Path(__file__).resolve().parent / "data" / "regression" / "digits_lenet.ckpt"
@@ -546,28 +547,35 @@ def test_a_directory_in_use_is_refused_by_name(tmp_path, offline_env) -> None:
     assert _snapshot(tmp_path / "out") == before
 
 
-SLOW_CERTIFY = ("--N", "20000", "--N0", "100", "--batch-size", "1000", "--indices", "0:12")
-
-
 def _rows(results: Path) -> list[str]:
     return results.read_text().splitlines()[1:] if results.exists() else []
+
+
+GATED = "{class_path: tests.user_models.GatedNet, init_args: {num_classes: 10, channels: 1}}"
 
 
 @pytest.mark.slow
 def test_a_second_writer_is_refused_mid_run_and_ctrl_c_says_how_to_resume(
     tmp_path, offline_env
 ) -> None:
+    """The first run blocks after its first row (``GatedNet``), so the second writer and the
+    Ctrl-C both land mid-run, whatever the machine's speed; the resume runs ungated."""
+    torch.save(GatedNet(num_classes=10, channels=1).state_dict(), tmp_path / "gated.pt")
     out = tmp_path / "out"
-    command = [sys.executable, str(ROOT / "certify.py"), str(CHECKPOINT), str(out)]
-    common = ["--root", str(tmp_path / "data"), *SLOW_CERTIFY]
+    command = [sys.executable, str(ROOT / "certify.py"), str(tmp_path / "gated.pt"), str(out)]
+    common = ["--arch", GATED, "--dataset", "digits", "--root", str(tmp_path / "data")]
+    common += ["--N", "1000", "--N0", "100", "--batch-size", "100", "--indices", "0:6"]
+    env = offline_env | {"PYTHONPATH": str(ROOT)}
+    gated = env | {"IDRS_TEST_GATE": str(out / "results.tsv")}
     first = subprocess.Popen(
-        [*command, *common], cwd=tmp_path, env=offline_env, stderr=subprocess.PIPE, text=True
+        [*command, *common], cwd=tmp_path, env=gated, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 240
-    while not _rows(out / "results.tsv") and time.monotonic() < deadline:
+    while not _rows(out / "results.tsv") and first.poll() is None:
+        assert time.monotonic() < deadline, "no first row in 240 s"
         time.sleep(0.2)
-    second = _run([*command, *common], tmp_path, offline_env)
-    assert first.poll() is None, "the first run was still writing when the second was refused"
+    second = _run([*command, *common], tmp_path, env)
+    assert first.poll() is None, f"the first run is blocked mid-run: {first.stderr.read()}"
     _assert_refused(second, f"{out} is being written by process {first.pid}")
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=120)
@@ -575,12 +583,12 @@ def test_a_second_writer_is_refused_mid_run_and_ctrl_c_says_how_to_resume(
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-2000:]
     assert f"interrupted; the rows certified so far, if any, are in {out}: run" in stderr
     kept = _rows(out / "results.tsv")
-    assert 1 <= len(kept) < 12, "interrupted mid-run"
-    resumed = _run([*command, *common], tmp_path, offline_env)
+    assert len(kept) == 1, "stopped after its first row"
+    resumed = _run([*command, *common], tmp_path, env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = _rows(out / "results.tsv")
-    assert rows[: len(kept)] == kept and len(rows) == 12
-    assert sorted(int(row.split("\t")[0]) for row in rows) == list(range(12))
+    assert rows[:1] == kept and len(rows) == 6
+    assert sorted(int(row.split("\t")[0]) for row in rows) == list(range(6))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 from torch import Tensor, nn
 
 
@@ -22,3 +26,15 @@ class TinyConvNet(nn.Module):
 def not_a_network(count: int = 1) -> int:
     """A function that builds no module (a class_path must not name it)."""
     return count
+
+
+class GatedNet(TinyConvNet):
+    """TinyConvNet that, while the environment names a results file (``IDRS_TEST_GATE``)
+    holding a row, blocks in every forward pass until the process is stopped: a run stopped
+    from outside is certainly stopped mid-run, after its first row."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = Path(os.environ.get("IDRS_TEST_GATE") or "/nonexistent")
+        while gate.is_file() and len(gate.read_text().splitlines()) > 1:
+            time.sleep(0.05)
+        return super().forward(x)
