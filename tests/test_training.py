@@ -1,5 +1,7 @@
 """BaseClassifierModule: built from the DataModule's shape, classes and statistics."""
 
+from pathlib import Path
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -18,19 +20,18 @@ class ShiftedDigits(SmoothingDataModule):
         return (0.5,), (0.25,)
 
 
+def _trainer(folder: Path, **settings: object) -> pl.Trainer:
+    """A quiet CPU trainer of one epoch (one validation batch) without loggers."""
+    defaults = {"max_epochs": 1, "accelerator": "cpu", "limit_val_batches": 1}
+    return pl.Trainer(
+        default_root_dir=folder, logger=False, enable_progress_bar=False, **defaults | settings
+    )
+
+
 def test_first_layer_normalises_with_the_datamodules_statistics(tmp_path) -> None:
     datamodule = ShiftedDigits("digits", root=str(tmp_path), sigma_b=0.25, batch_size=256)
     module = BaseClassifierModule("lenet", lr=0.05)
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        limit_train_batches=1,
-        limit_val_batches=1,
-    )
+    trainer = _trainer(tmp_path, enable_checkpointing=False, limit_train_batches=1)
     trainer.fit(module, datamodule)
     normalize = module.classifier.normalize
     assert float(normalize.mean) == 0.5 and float(normalize.std) == 0.25
@@ -60,12 +61,9 @@ def test_non_finite_weights_are_never_saved_and_name_the_epoch(tmp_path) -> None
     datamodule = SmoothingDataModule("digits", root=str(tmp_path), sigma_b=0.25, val_fraction=0)
     module = BaseClassifierModule("mlp", lr=0.05)
     folder = tmp_path / "checkpoints"
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
+    trainer = _trainer(
+        tmp_path,
         max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
         limit_train_batches=2,
         callbacks=[PoisonAtEpochEnd(1), *default_checkpoints(folder, validation=False)],
     )
