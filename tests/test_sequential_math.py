@@ -220,6 +220,7 @@ def test_budget_thresholds_against_enumeration() -> None:
     assert got[-1] == np.inf and got[-2] == np.inf  # 0.99 needs more than 60 samples
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_efficiency_at_alpha_0_001(capsys: pytest.CaptureFixture[str]) -> None:
     thresholds = radius_thresholds(GRID, SIGMA)
     lines = []

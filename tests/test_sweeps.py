@@ -116,6 +116,7 @@ def _assert_metric_logged(sweep: Path, run: Path) -> None:
     assert list((run / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_local_runner_executes_the_agent_command_and_logs_the_metric(tmp_path, offline_env) -> None:
     sweep = ROOT / "configs" / "sweeps" / "grid_sigma_trr.yaml"
     for run in _local_runs(sweep, 2, tmp_path, offline_env):

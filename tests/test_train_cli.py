@@ -90,6 +90,7 @@ def test_certification_config_instantiates_the_callback(tmp_path, train_main) ->
     assert any(isinstance(c, ModelCheckpoint) for c in cli.trainer.callbacks)
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_run_writes_logs_checkpoints_and_resumes(tmp_path, offline_env) -> None:
     first = _train(tmp_path, offline_env, "--run_name=first", "--data.r=0.05", "--data.trr=0.02")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -131,6 +132,7 @@ def test_run_writes_logs_checkpoints_and_resumes(tmp_path, offline_env) -> None:
     assert state["datamodule_hyper_parameters"]["trr"] == 0.02
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_parallel_runs_get_their_own_directories(tmp_path, offline_env) -> None:
     runs = [_train(tmp_path, offline_env, "--trainer.limit_train_batches=1") for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[0].stderr[-2000:]
@@ -203,6 +205,7 @@ def _epoch(path: Path) -> int:
     return int(torch.load(path, weights_only=True)["epoch"])
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_last_checkpoint_is_the_final_epoch_when_validation_stops_improving(
     tmp_path, offline_env
 ) -> None:
@@ -232,6 +235,7 @@ def test_last_checkpoint_is_the_final_epoch_when_validation_stops_improving(
     assert state["epoch"] == 3 and state["global_step"] == 8, "continued after epoch 2"
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_without_a_validation_split_only_the_last_state_is_kept(tmp_path, offline_env) -> None:
     result = _train(tmp_path, offline_env, "--run_name=noval", "--data.val_fraction=0")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -241,6 +245,7 @@ def test_without_a_validation_split_only_the_last_state_is_kept(tmp_path, offlin
     assert not metrics.exists() or "val/acc_noisy" not in metrics.read_text(), "no validation"
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_last_checkpoint_is_the_final_epoch_when_it_has_no_validation(
     tmp_path, offline_env
 ) -> None:
@@ -252,6 +257,7 @@ def test_last_checkpoint_is_the_final_epoch_when_it_has_no_validation(
     assert _epoch(tmp_path / "runs" / "sparse" / "checkpoints" / "last.ckpt") == 2
 
 
+@pytest.mark.slow  # a real training or statistics run
 def test_resuming_under_another_split_is_refused(tmp_path, offline_env) -> None:
     """A checkpoint from before validation splits (no val_fraction recorded: 0) resumed with
     the default split would train on other data: refused, nothing created; resumed with its
