@@ -8,7 +8,7 @@ compared: a checkpoint moved or reached by another path is the same model when i
 
 The record is checked once before the directory is claimed, then the claim locks the directory
 (:mod:`.directory_lock`: one writer at a time) and checks again. A run that fails after its
-claim and before its first row releases it (:func:`release_claim`), so the corrected command
+claim and before its first row releases it (:meth:`Claim.release`), so the corrected command
 finds the directory as it was.
 """
 
