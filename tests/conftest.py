@@ -9,9 +9,12 @@ import pytest
 
 @pytest.fixture(scope="session")
 def offline_env() -> dict[str, str]:
-    """Environment for subprocesses: W&B offline and silent, no inherited run directory."""
+    """Environment for subprocesses: W&B offline and silent, no inherited run directory, and
+    no inherited W&B service: a subprocess that joined this process's service (after a test
+    here logged to W&B) would leave that service writing its run files after it exits."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env.pop("IDRS_RUN_DIR", None)
+    env.pop("WANDB_SERVICE", None)
     return env
 
 

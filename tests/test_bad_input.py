@@ -34,6 +34,13 @@ def _snapshot(folder: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
+def _assert_unchanged(folder: Path, before: dict[Path, bytes]) -> None:
+    """Every file in ``folder`` is byte-identical to ``before`` and none was added."""
+    after = _snapshot(folder)
+    changed = sorted(str(p) for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    assert not changed, f"files added, removed or changed: {changed}"
+
+
 def _run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -121,7 +128,7 @@ def test_certify_refuses(tmp_path, offline_env, arguments, names, prepare) -> No
     command = [sys.executable, str(ROOT / "certify.py"), str(CHECKPOINT), str(tmp_path / "out")]
     done = _run([*command, "--root", str(tmp_path / "data"), *arguments], tmp_path, offline_env)
     _assert_refused(done, names)
-    assert _snapshot(tmp_path) == before, "nothing written, nothing changed"
+    _assert_unchanged(tmp_path, before)
 
 
 def _checkpoint_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
@@ -159,7 +166,7 @@ def test_certify_refuses_what_is_no_checkpoint(tmp_path, offline_env, case) -> N
     )
     _assert_refused(done, names)
     assert "weights_only" not in done.stderr, "never suggest loading untrusted pickles"
-    assert _snapshot(tmp_path) == before
+    _assert_unchanged(tmp_path, before)
 
 
 TRAIN_CASES = [
@@ -228,7 +235,7 @@ def test_compare_refuses(tmp_path, offline_env, results, summary, names) -> None
     command = [sys.executable, "-m", "idrs_lightning.compare", str(run), "--output"]
     done = _run([*command, str(tmp_path / "cmp")], ROOT, offline_env)
     _assert_refused(done, names)
-    assert _snapshot(tmp_path) == before
+    _assert_unchanged(tmp_path, before)
 
 
 @pytest.mark.slow
@@ -299,7 +306,7 @@ def test_a_resume_with_another_model_at_the_same_path_is_refused(tmp_path, offli
     before = _snapshot(tmp_path / "out")
     again = _certify(checkpoint, tmp_path / "out", tmp_path, offline_env, "--indices", "0:2")
     _assert_refused(again, "other settings: checkpoint_sha256=")
-    assert _snapshot(tmp_path / "out") == before
+    _assert_unchanged(tmp_path / "out", before)
 
 
 @pytest.mark.slow
@@ -544,7 +551,7 @@ def test_a_directory_in_use_is_refused_by_name(tmp_path, offline_env) -> None:
         holder.kill()
         holder.wait()
     _assert_refused(second, f"is being written by process {holder.pid}")
-    assert _snapshot(tmp_path / "out") == before
+    _assert_unchanged(tmp_path / "out", before)
 
 
 def _rows(results: Path) -> list[str]:
@@ -641,7 +648,7 @@ def test_rows_this_run_cannot_have_written_are_refused(
     done = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:3")
     _assert_refused(done, f"{out / 'results.tsv'}, line")
     assert names in done.stderr, done.stderr[-2000:]
-    assert _snapshot(out) == before
+    _assert_unchanged(out, before)
 
 
 RECORD_DAMAGE: dict[str, tuple[Callable[[str], str], str]] = {
@@ -665,7 +672,7 @@ def test_a_damaged_record_is_named(certified, tmp_path, offline_env, damage) -> 
     before = _snapshot(out)
     done = _certify(CHECKPOINT, out, tmp_path, offline_env, "--indices", "0:3")
     _assert_refused(done, names)
-    assert _snapshot(out) == before
+    _assert_unchanged(out, before)
 
 
 @pytest.mark.slow
@@ -692,7 +699,7 @@ def test_a_sequential_resume_keeps_its_stopping_grid(tmp_path, offline_env) -> N
     before = _snapshot(tmp_path / "out")
     again = _certify(CHECKPOINT, tmp_path / "out", tmp_path, offline_env, *sequential, "0.3")
     _assert_refused(again, "other settings: stopping_radii=[0.1, 0.2] there")
-    assert _snapshot(tmp_path / "out") == before
+    _assert_unchanged(tmp_path / "out", before)
 
 
 # ---- nothing claimed by a refused run -----------------------------------------------------
