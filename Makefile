@@ -46,6 +46,6 @@ demo: setup
 	$(BIN)/python certify.py $(DEMO)/checkpoints/last.ckpt $(DEMO)/certify-idrs $(CERTIFY)
 	$(BIN)/python certify.py $(DEMO)/checkpoints/last.ckpt $(DEMO)/certify-constant \
 	    $(CERTIFY) --constant
-	$(BIN)/python -m idrs_lightning.compare $(DEMO)/certify-idrs $(DEMO)/certify-constant \
+	$(BIN)/python -m idrs_lightning.reporting.compare $(DEMO)/certify-idrs $(DEMO)/certify-constant \
 	    --output $(DEMO)/comparison
 	@echo "results, plots and offline W&B runs are in $(DEMO)/"

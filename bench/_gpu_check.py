@@ -266,7 +266,7 @@ def section_certify(size: Size, device: torch.device) -> None:
 
 def section_sequential(size: Size, device: torch.device) -> None:
     _require("scipy")
-    from idrs_lightning.metrics import default_radii
+    from idrs_lightning.reporting.metrics import default_radii
     from idrs_lightning.settings import CertificationSettings
     from idrs_lightning.smoothing import Smooth
 
@@ -361,7 +361,7 @@ def _gpu_faiss() -> tuple[bool, str]:
 def section_knn(size: Size, device: torch.device, dry_run: bool) -> None:
     import inspect
 
-    from idrs_lightning.knn import mean_knn_distance
+    from idrs_lightning.sigma.knn import mean_knn_distance
 
     torch.backends.cuda.matmul.allow_tf32 = False  # torch's default: fp32 products are fp32
     rng = np.random.default_rng(0)

@@ -41,7 +41,7 @@ from _common import (
 
 from callbacks.certification import CertificationCallback
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.training import BaseClassifierModule
+from idrs_lightning.training.module import BaseClassifierModule
 
 BATCH = 256
 

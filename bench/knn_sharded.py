@@ -4,9 +4,9 @@ A CIFAR-10-shaped random problem (3072 features, database : queries = 5 : 1 as 5
 scaled by ``--scale``), k = 20, float32 in [0, 1], written once to ``.npy`` files in a
 temporary directory; every variant starts from those files. Variants, in one run:
 
-- ``in-memory``: :func:`~idrs_lightning.knn.mean_knn_distance` (backend ``torch``) on the
+- ``in-memory``: :func:`~idrs_lightning.sigma.knn.mean_knn_distance` (backend ``torch``) on the
   arrays loaded fully into its process;
-- ``streamed 1 process``: :func:`~idrs_lightning.knn_streamed.streamed_mean_knn_distance` on
+- ``streamed 1 process``: :func:`~idrs_lightning.sigma.knn_streamed.streamed_mean_knn_distance` on
   :class:`~idrs_lightning.data.arrays.ArraySplit` views of the memory-mapped files, in chunks of
   ``--query-chunk`` queries and ``--database-chunk`` database rows;
 - ``streamed 2 processes``: the same in two ``torch.distributed`` ranks (gloo, CPU), each
@@ -117,8 +117,8 @@ def _make_run(args: argparse.Namespace, rank: int, world: int, directory: Path |
     import torch
 
     from idrs_lightning.data.arrays import ArraySplit
-    from idrs_lightning.knn import mean_knn_distance
-    from idrs_lightning.knn_streamed import shard, streamed_mean_knn_distance
+    from idrs_lightning.sigma.knn import mean_knn_distance
+    from idrs_lightning.sigma.knn_streamed import shard, streamed_mean_knn_distance
 
     if directory is None:  # warm-up: the same code on random data of the same width
         rng = np.random.default_rng(1)

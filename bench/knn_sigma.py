@@ -43,7 +43,7 @@ def _data(scale: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _chunk_size() -> int:
     """``mean_knn_distance``'s default chunk of queries, so that the floor has its shapes."""
-    from idrs_lightning.knn import mean_knn_distance
+    from idrs_lightning.sigma.knn import mean_knn_distance
 
     return inspect.signature(mean_knn_distance).parameters["chunk_size"].default
 
@@ -67,7 +67,7 @@ def _method(method: str, chunk_size: int):
             search.kneighbors(queries)[0].mean(axis=1)
 
         return sklearn
-    from idrs_lightning.knn import mean_knn_distance
+    from idrs_lightning.sigma.knn import mean_knn_distance
 
     def ours(queries: np.ndarray, database: np.ndarray) -> None:
         mean_knn_distance(queries, database, K, backend=method, chunk_size=chunk_size)

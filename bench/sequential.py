@@ -45,9 +45,9 @@ from _common import flush_subnormals, rotated, spread
 
 from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper
 from idrs_lightning.certification.sequential import look_schedule, radius_thresholds
-from idrs_lightning.checkpoints import load_checkpoint
+from idrs_lightning.certify_job.checkpoints import load_checkpoint
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.metrics import certified_accuracy, default_radii
+from idrs_lightning.reporting.metrics import certified_accuracy, default_radii
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import ABSTAIN, Certificate, Smooth
 

@@ -1,7 +1,7 @@
 """Benchmark: training steps per second with input-dependent, constant and no noise.
 
 Same model (LeNet on 1x28x28 inputs), batch and optimiser for the three variants; the
-``training_step`` of :class:`~idrs_lightning.training.BaseClassifierModule` plus backward and
+``training_step`` of :class:`~idrs_lightning.training.module.BaseClassifierModule` plus backward and
 SGD step. What is compared: input-dependent sigma (one sigma per sample, varying) against
 constant sigma (the same per-sample tensor, all 0.25), and both against the floor, the same
 step without augmentation ("no noise"), which does strictly less work. Target: input-dependent
@@ -29,7 +29,7 @@ import time
 import torch
 from _common import flush_subnormals, print_floor_check, print_ratio, ratios, rotated, spread
 
-from idrs_lightning.training import BaseClassifierModule
+from idrs_lightning.training.module import BaseClassifierModule
 
 VARIANTS = ("input-dependent", "constant", "no noise")
 

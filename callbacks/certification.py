@@ -8,10 +8,10 @@ computes the same numbers. Each certified epoch is one record at that epoch's st
 go to every logger (and to ``callback_metrics`` for checkpoint monitors); W&B gets them in one
 row with the curves drawn from the per-input radii, the per-class tables, IDRS against constant
 sigma and the curve of every certified epoch so far, ``epoch`` as their x-axis and best-value
-summaries (:mod:`idrs_lightning.dashboard`); the log directory gets
+summaries (:mod:`idrs_lightning.reporting.dashboard`); the log directory gets
 ``certification/epoch_<e>.json`` (``e`` is Lightning's 0-based epoch; the summary, the
 per-input radii and the settings) and one figure ``epoch_<e>.png`` / ``.pdf`` with both curves
-(:mod:`idrs_lightning.report`).
+(:mod:`idrs_lightning.reporting.report`).
 
 The callback never touches the training state: the model is certified in eval mode and its
 mode restored, no gradients are computed, and noise comes from its own seeded generators (the
@@ -30,9 +30,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
-from idrs_lightning.dashboard import define_certification_metrics, summary_entries
-from idrs_lightning.metrics import CertificationMetrics, default_radii
-from idrs_lightning.report import (
+from idrs_lightning.reporting.dashboard import define_certification_metrics, summary_entries
+from idrs_lightning.reporting.metrics import CertificationMetrics, default_radii
+from idrs_lightning.reporting.report import (
     curve_label,
     epoch_charts,
     figure_title,

@@ -1,6 +1,6 @@
 """How the command-line tools report a user's mistake: one line, exit status 2.
 
-A bad option, file or value raises :class:`~idrs_lightning._validation.InvalidSetting` (or
+A bad option, file or value raises :class:`~idrs_lightning.validation.InvalidSetting` (or
 another ``ValueError`` / ``OSError`` naming what is wrong) before any expensive work; the
 entry points print ``error: <message>``, with the setting renamed to the option as the user
 typed it, and exit with status 2. Set ``IDRS_DEBUG=1`` for the traceback instead.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import NoReturn, TypeVar
 
-from ._validation import InvalidSetting
+from idrs_lightning.validation import InvalidSetting
 
 DEBUG_VARIABLE = "IDRS_DEBUG"
 T = TypeVar("T")

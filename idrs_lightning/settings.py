@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._validation import InvalidSetting, check_float, check_int
-from .noise import NOISE_BLOCK
+from idrs_lightning.noise import NOISE_BLOCK
+from idrs_lightning.validation import InvalidSetting, check_float, check_int
 
 __all__ = ["CertificationSettings", "InvalidSetting"]
 

@@ -24,10 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .certification import binomial_abstain_test, certified_radius, decide
-from .certification._validation import check_non_negative
-from .certification.sequential import SequentialCertifier, look_schedule, radius_thresholds
-from .noise import (
+from idrs_lightning.certification import binomial_abstain_test, certified_radius, decide
+from idrs_lightning.certification.sequential import (
+    SequentialCertifier,
+    look_schedule,
+    radius_thresholds,
+)
+from idrs_lightning.noise import (
     ESTIMATION,
     NOISE_BLOCK,
     PREDICTION,
@@ -36,7 +39,8 @@ from .noise import (
     fill_block_noise,
     plan_batches,
 )
-from .settings import CertificationSettings
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.validation import check_non_negative
 
 ABSTAIN = -1
 log = logging.getLogger(__name__)
@@ -67,8 +71,9 @@ class Smooth:
     Args:
         base_classifier: maps a batch ``(b, *shape)`` to logits ``(b, num_classes)``; it must
             be in eval mode, with normalisation as its first layer (noise lives in input
-            space). Wrap it in :class:`~idrs_lightning.evaluation.EvaluatedClassifier` for
-            mixed precision or channels-last batches.
+            space). Wrap it in
+            :class:`~idrs_lightning.certify_job.evaluation.EvaluatedClassifier` for mixed
+            precision or channels-last batches.
         num_classes: number of classes.
         r: the semi-elasticity of the sigma(x) that produced the per-input sigmas (0 for
             constant noise).

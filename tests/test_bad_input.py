@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from idrs_lightning.results import COLUMNS
+from idrs_lightning.certify_job.results import COLUMNS
 from tests.user_models import GatedNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,7 +232,7 @@ GOOD = json.dumps({"name": "a", "count": 1})
 def test_compare_refuses(tmp_path, offline_env, results, summary, names) -> None:
     run = _run_dir(tmp_path, "run", results, summary)
     before = _snapshot(tmp_path)
-    command = [sys.executable, "-m", "idrs_lightning.compare", str(run), "--output"]
+    command = [sys.executable, "-m", "idrs_lightning.reporting.compare", str(run), "--output"]
     done = _run([*command, str(tmp_path / "cmp")], ROOT, offline_env)
     _assert_refused(done, names)
     _assert_unchanged(tmp_path, before)
@@ -281,7 +281,7 @@ def test_sweep_refuses(tmp_path, offline_env, content, arguments, names) -> None
         sweep.write_text(content)
     if content is not None and "program:" in content:  # where a run would write
         arguments = [*arguments, "--", f"--runs_dir={tmp_path / 'runs'}"]
-    command = [sys.executable, "-m", "idrs_lightning.sweep", str(sweep), *arguments]
+    command = [sys.executable, "-m", "idrs_lightning.training.sweep", str(sweep), *arguments]
     done = _run(command, ROOT, offline_env)
     _assert_refused(done, names)
     assert not (tmp_path / "runs").exists(), "no run trained before the refusal"
@@ -751,7 +751,7 @@ def test_train_refuses_what_is_no_checkpoint_to_resume(tmp_path, offline_env, ca
 def test_a_precompute_config_whose_data_is_a_list_is_named(tmp_path, offline_env) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("data:\n  - dataset\n  - digits\n")
-    command = [sys.executable, "-m", "idrs_lightning.precompute", "--config", str(config)]
+    command = [sys.executable, "-m", "idrs_lightning.sigma.precompute", "--config", str(config)]
     _assert_refused(_run(command, ROOT, offline_env), "its data section must be a mapping")
 
 

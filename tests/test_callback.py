@@ -10,10 +10,10 @@ from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.certification import CertificationCallback
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.metrics import certification_summary, default_radii
+from idrs_lightning.reporting.metrics import certification_summary, default_radii
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import Smooth
-from idrs_lightning.training import BaseClassifierModule
+from idrs_lightning.training.module import BaseClassifierModule
 
 
 def _fit(tmp_path, callback: CertificationCallback, epochs: int = 2) -> tuple[pl.Trainer, dict]:

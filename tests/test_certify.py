@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper, idrs_radius
-from idrs_lightning.certify_run import CertifyConfig, run_certification
-from idrs_lightning.results import read_rows
+from idrs_lightning.certify_job.results import read_rows
+from idrs_lightning.certify_job.run import CertifyConfig, run_certification
 from idrs_lightning.settings import CertificationSettings
 
 SMALL = CertificationSettings(n0=10, n=100)
@@ -194,7 +194,7 @@ def test_bad_input_fails_before_sampling(checkpoint, tmp_path, changes, error, m
 )
 def test_bad_settings_on_the_command_line_name_the_option(option, message, capsys) -> None:
     sys.path.insert(0, str(ROOT))
-    from certify import parse
+    from idrs_lightning.certify_job.command import parse
 
     with pytest.raises(SystemExit) as stop:
         parse(["ck.ckpt", "out", *option])
@@ -244,7 +244,7 @@ def test_resuming_with_other_settings_is_refused(checkpoint, tmp_path) -> None:
 
 def test_command_line_options_reach_the_configuration(monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT))
-    from certify import parse
+    from idrs_lightning.certify_job.command import parse
 
     config = parse(
         [

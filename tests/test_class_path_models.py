@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from idrs_lightning._validation import InvalidSetting
-from idrs_lightning.checkpoints import classifier_module, read_checkpoint
+from idrs_lightning.certify_job.checkpoints import classifier_module, read_checkpoint
 from idrs_lightning.models import Normalize, build_classifier, instantiate_network
-from idrs_lightning.training import BaseClassifierModule
+from idrs_lightning.training.module import BaseClassifierModule
+from idrs_lightning.validation import InvalidSetting
 from tests.image_tree import CLASSES, make_image_tree
 from tests.user_models import TinyConvNet
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from wandb_records import read_run
 
-from idrs_lightning.dashboard import (
+from idrs_lightning.reporting.dashboard import (
     directory_name,
     flat_config,
     run_id,
@@ -210,7 +210,10 @@ def test_a_local_sweep_groups_and_names_its_runs(tmp_path: Path, offline_env: di
     runs = tmp_path / "runs"
     extra = [f"--runs_dir={runs}", f"--data.root={tmp_path / 'data'}", "--trainer.max_epochs=1"]
     extra += [a for a in DIGITS if not a.startswith("--data.sigma_b")]
-    _run([sys.executable, "-m", "idrs_lightning.sweep", str(sweep), "--", *extra], offline_env)
+    _run(
+        [sys.executable, "-m", "idrs_lightning.training.sweep", str(sweep), "--", *extra],
+        offline_env,
+    )
     found = [run for directory in sorted(runs.iterdir()) for run in _offline_runs(directory)]
     assert len(found) == 2
     assert found[0].group == found[1].group and found[0].group.startswith("sweep-")

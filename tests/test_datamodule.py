@@ -5,9 +5,9 @@ import pytest
 import torch
 from helpers import brute_force_mean_knn
 
-from idrs_lightning._validation import InvalidSetting
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.data.sources import load_split
+from idrs_lightning.validation import InvalidSetting
 
 
 def _module(tmp_path, **kwargs) -> SmoothingDataModule:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from helpers import brute_force_mean_knn
 
-from idrs_lightning.knn import faiss_available, mean_knn_distance
-from idrs_lightning.knn_cache import cache_key, cache_path, cached_mean_knn_distance
+from idrs_lightning.sigma.knn import faiss_available, mean_knn_distance
+from idrs_lightning.sigma.knn_cache import cache_key, cache_path, cached_mean_knn_distance
 
 BACKENDS = [
     "torch",

@@ -17,8 +17,8 @@ import torch
 
 from idrs_lightning.data.arrays import ArraySplit
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.knn import float32_error_factor, mean_knn_distance
-from idrs_lightning.knn_streamed import shard, streamed_mean_knn_distance
+from idrs_lightning.sigma.knn import float32_error_factor, mean_knn_distance
+from idrs_lightning.sigma.knn_streamed import shard, streamed_mean_knn_distance
 from tests.helpers import brute_force_mean_knn
 from tests.image_tree import make_image_tree
 
@@ -167,7 +167,14 @@ DATA = [
 def _precompute(root: Path, processes: int, *extra: str, wait: bool = True, **run) -> object:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     launcher.append(f"--nproc_per_node={processes}")
-    command = [*launcher, "-m", "idrs_lightning.precompute", *DATA, f"--data.root={root}", *extra]
+    command = [
+        *launcher,
+        "-m",
+        "idrs_lightning.sigma.precompute",
+        *DATA,
+        f"--data.root={root}",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     if not wait:
         return subprocess.Popen(command, env=env, **run)

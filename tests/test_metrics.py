@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from idrs_lightning.metrics import CertificationMetrics, certification_summary, certified_accuracy
+from idrs_lightning.reporting.metrics import (
+    CertificationMetrics,
+    certification_summary,
+    certified_accuracy,
+)
 
 # Six inputs, three classes: correct with radius 0.5 / 0.2 / 0.0; wrong; abstain; correct 1.0.
 LABELS = [0, 0, 1, 1, 2, 2]

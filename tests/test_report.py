@@ -10,10 +10,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from wandb_records import read_run
 
-from idrs_lightning.compare import compare
-from idrs_lightning.compare import main as compare_main
-from idrs_lightning.metrics import certification_summary
-from idrs_lightning.report import (
+from idrs_lightning.certify_job.results import COLUMNS, HEADER, read_results
+from idrs_lightning.reporting.compare import compare
+from idrs_lightning.reporting.compare import main as compare_main
+from idrs_lightning.reporting.metrics import certification_summary
+from idrs_lightning.reporting.report import (
     INSIDE_LEGEND,
     certified_accuracy_figure,
     comparison_table,
@@ -24,7 +25,6 @@ from idrs_lightning.report import (
     scalars,
     write_run_report,
 )
-from idrs_lightning.results import COLUMNS, HEADER, read_results
 
 # Six inputs, three classes: correct with radius 0.5 / 0.2 / 0.0; wrong; abstain; correct 1.0.
 LABELS = [0, 0, 1, 1, 2, 2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from idrs_lightning._validation import InvalidSetting
 from idrs_lightning.paper.jobs import REQUEST_FILE, train_grid
+from idrs_lightning.validation import InvalidSetting
 
 FIXED = {
     "data.dataset": "digits",

@@ -1,4 +1,4 @@
-"""idrs_lightning.results: the resumable results file, its readers and the shard merge."""
+"""idrs_lightning.certify_job.results: the resumable results file, its readers, the shard merge."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idrs_lightning.results import (
+from idrs_lightning.certify_job.results import (
     COLUMNS,
     HEADER,
     ResultsWriter,

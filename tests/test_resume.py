@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from idrs_lightning.results import read_rows
+from idrs_lightning.certify_job.results import read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = Path(__file__).resolve().parent / "data" / "regression" / "digits_lenet.ckpt"

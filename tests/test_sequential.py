@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from idrs_lightning.results import read_results
+from idrs_lightning.certify_job.results import read_results
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.smoothing import ABSTAIN, Smooth
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from idrs_lightning.knn import mean_knn_distance
-from idrs_lightning.sigma import KnnSigma
+from idrs_lightning.sigma.knn import mean_knn_distance
+from idrs_lightning.sigma.levels import KnnSigma
 
 
 def _semi_elasticity_violation(x: np.ndarray, sigma: np.ndarray, r: float) -> float:

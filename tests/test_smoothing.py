@@ -7,7 +7,7 @@ from scipy import stats
 from torch import nn
 
 from idrs_lightning.certification import cohen_radius
-from idrs_lightning.evaluation import EvaluatedClassifier
+from idrs_lightning.certify_job.evaluation import EvaluatedClassifier
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.smoothing import ABSTAIN, Smooth
 

@@ -428,7 +428,7 @@ def test_stratified_subset_needs_one_dimensional_labels() -> None:
 
 
 def test_value_ranges() -> None:
-    from idrs_lightning.data.statistics import value_range
+    from idrs_lightning.normalization import value_range
 
     assert all(value_range(name) == (0.0, 1.0) for name in ("mnist", "cifar10", "digits"))
     assert value_range("cone") is None and value_range("disc") is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callbacks.certification import CertificationCallback
-from idrs_lightning.sweep import command_line, load_sweep, parameter_sets
+from idrs_lightning.training.sweep import command_line, load_sweep, parameter_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -21,7 +21,7 @@ def _combinations(path: Path) -> list[dict]:
 
 def _parsed(line: list[str], runs_dir: Path):
     """The training CLI, parsed and instantiated but not run, for a sweep run's command."""
-    from train import main
+    from idrs_lightning.training.command import main
 
     assert line[:3] == [sys.executable, "train.py", "fit"]
     name = f"run{len(list(runs_dir.glob('run*')))}"  # a directory of its own for every run
@@ -97,7 +97,14 @@ def _local_runs(sweep: Path, runs: int, tmp_path: Path, env: dict) -> list[Path]
         "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false",
     ]
-    command = [sys.executable, "-m", "idrs_lightning.sweep", str(sweep), "--max-runs", str(runs)]
+    command = [
+        sys.executable,
+        "-m",
+        "idrs_lightning.training.sweep",
+        str(sweep),
+        "--max-runs",
+        str(runs),
+    ]
     result = subprocess.run(
         [*command, "--", *fast], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400
     )

@@ -15,7 +15,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.certification import CertificationCallback
-from idrs_lightning.training import BaseClassifierModule
+from idrs_lightning.training.module import BaseClassifierModule
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -46,9 +46,9 @@ def _train(
 
 @pytest.fixture
 def train_main(monkeypatch, offline_wandb) -> Callable:
-    """train.main, in-process, with W&B offline and no inherited run directory."""
+    """The training command's main, in-process, with W&B offline and no inherited run directory."""
     monkeypatch.syspath_prepend(str(ROOT))
-    from train import main
+    from idrs_lightning.training.command import main
 
     return main
 

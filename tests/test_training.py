@@ -6,10 +6,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from idrs_lightning.cli import default_checkpoints
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.data.statistics import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from idrs_lightning.training import BaseClassifierModule, TrainingDiverged
+from idrs_lightning.normalization import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from idrs_lightning.training.cli import default_checkpoints
+from idrs_lightning.training.module import BaseClassifierModule, TrainingDiverged
 
 
 class ShiftedDigits(SmoothingDataModule):

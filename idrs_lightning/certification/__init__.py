@@ -7,13 +7,21 @@ Corollary 5, Figure 3), the Renyi-divergence radius with two noise levels (Appen
 Theorem 14), and CERTIFY's decision from counts (bounds, abstain rule, radius).
 """
 
-from .confidence import binomial_abstain_test, clopper_pearson_lower, clopper_pearson_upper
-from .curse import curse_threshold, curse_threshold_simple, practical_threshold
-from .decision import Decision, certified_radius, decide
-from .ncx2 import ncx2_cdf, ncx2_ppf, ncx2_sf
-from .radius import cohen_radius, idrs_radius
-from .renyi import renyi_radius
-from .sequential import (
+from idrs_lightning.certification.confidence import (
+    binomial_abstain_test,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+)
+from idrs_lightning.certification.curse import (
+    curse_threshold,
+    curse_threshold_simple,
+    practical_threshold,
+)
+from idrs_lightning.certification.decision import Decision, certified_radius, decide
+from idrs_lightning.certification.ncx2 import ncx2_cdf, ncx2_ppf, ncx2_sf
+from idrs_lightning.certification.radius import cohen_radius, idrs_radius
+from idrs_lightning.certification.renyi import renyi_radius
+from idrs_lightning.certification.sequential import (
     SequentialCertifier,
     budget_thresholds,
     confidence_sequence,
@@ -21,7 +29,7 @@ from .sequential import (
     radius_thresholds,
     sequential_certify,
 )
-from .xi import xi_greater, xi_less
+from idrs_lightning.certification.xi import xi_greater, xi_less
 
 __all__ = [
     "Decision",

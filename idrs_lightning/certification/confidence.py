@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from ._validation import check_count, check_range
+from idrs_lightning.validation import check_count, check_range
 
 FloatArray = NDArray[np.float64]
 

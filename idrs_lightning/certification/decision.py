@@ -17,8 +17,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .confidence import clopper_pearson_lower, clopper_pearson_upper
-from .radius import cohen_radius, idrs_radius
+from idrs_lightning.certification.confidence import clopper_pearson_lower, clopper_pearson_upper
+from idrs_lightning.certification.radius import cohen_radius, idrs_radius
 
 FloatArray = NDArray[np.float64]
 

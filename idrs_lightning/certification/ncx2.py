@@ -14,8 +14,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._quadric import quadric_quantile, quadric_tail
-from ._validation import check_count, check_non_negative, check_probability
+from idrs_lightning.certification._quadric import quadric_quantile, quadric_tail
+from idrs_lightning.validation import (
+    check_count,
+    check_non_negative,
+    check_probability,
+)
 
 FloatArray = NDArray[np.float64]
 

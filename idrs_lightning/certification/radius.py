@@ -14,10 +14,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from ._quadric import quadric_quantile, quadric_tail
-from ._search import last_certified
-from ._validation import check_count, check_non_negative, check_positive, check_range
-from .runner_up import runner_up_unit_radius
+from idrs_lightning.certification._quadric import quadric_quantile, quadric_tail
+from idrs_lightning.certification._search import last_certified
+from idrs_lightning.certification.runner_up import runner_up_unit_radius
+from idrs_lightning.validation import (
+    check_count,
+    check_non_negative,
+    check_positive,
+    check_range,
+)
 
 FloatArray = NDArray[np.float64]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import check_count, check_positive, check_range
+from idrs_lightning.validation import check_count, check_positive, check_range
 
 FloatArray = NDArray[np.float64]
 

@@ -41,8 +41,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from ._search import last_certified
-from .xi import worst_case_probability
+from idrs_lightning.certification._search import last_certified
+from idrs_lightning.certification.xi import worst_case_probability
 
 FloatArray = NDArray[np.float64]
 

@@ -43,15 +43,20 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from ._validation import (
+from idrs_lightning.certification.confidence import clopper_pearson_lower, clopper_pearson_upper
+from idrs_lightning.certification.radius import (
+    _PROBABILITY_SLACK,
+    _p_b_budget,
+    cohen_radius,
+    idrs_radius,
+)
+from idrs_lightning.validation import (
     check_count,
     check_non_negative,
     check_positive,
     check_probability,
     check_range,
 )
-from .confidence import clopper_pearson_lower, clopper_pearson_upper
-from .radius import _PROBABILITY_SLACK, _p_b_budget, cohen_radius, idrs_radius
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

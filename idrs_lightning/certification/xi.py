@@ -32,8 +32,18 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._quadric import STRICT_RTOL, quadric_quantile, quadric_tail, refine_ball_edge
-from ._validation import check_count, check_non_negative, check_positive, check_range
+from idrs_lightning.certification._quadric import (
+    STRICT_RTOL,
+    quadric_quantile,
+    quadric_tail,
+    refine_ball_edge,
+)
+from idrs_lightning.validation import (
+    check_count,
+    check_non_negative,
+    check_positive,
+    check_range,
+)
 
 FloatArray = NDArray[np.float64]
 

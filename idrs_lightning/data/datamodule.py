@@ -35,15 +35,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .._validation import InvalidSetting, check_choice, check_float, check_int
-from ..knn import check_exact_backend, mean_knn_distance
-from ..knn_cache import cached_mean_knn_distance, cached_streamed_mean_knn_distance
-from ..knn_streamed import streamed_mean_knn_distance
-from ..sigma import KnnSigma, MChoice
-from .folders import FolderSplit
-from .sources import DATASETS, ArraySplit, Split, load_split
-from .statistics import normalization, value_range
-from .subsets import stratified_subset
+from idrs_lightning.data.folders import FolderSplit
+from idrs_lightning.data.sources import DATASETS, ArraySplit, Split, load_split
+from idrs_lightning.data.subsets import stratified_subset
+from idrs_lightning.normalization import normalization, value_range
+from idrs_lightning.sigma.knn import check_exact_backend, mean_knn_distance
+from idrs_lightning.sigma.knn_cache import (
+    cached_mean_knn_distance,
+    cached_streamed_mean_knn_distance,
+)
+from idrs_lightning.sigma.knn_streamed import streamed_mean_knn_distance
+from idrs_lightning.sigma.levels import KnnSigma, MChoice
+from idrs_lightning.validation import InvalidSetting, check_choice, check_float, check_int
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ class SmoothingDataModule(pl.LightningDataModule):
             refused: sigma(x) would not be r-semi-elastic, which Theorem 8 needs).
         knn_query_chunk, knn_database_chunk: rows held at once by the streamed kNN search of
             data not held in memory (``imagefolder``), sharded over the ``torch.distributed``
-            ranks when there are several (:mod:`~idrs_lightning.knn_streamed`).
+            ranks when there are several (:mod:`~idrs_lightning.sigma.knn_streamed`).
 
     Raises:
         ValueError: for an unknown data set or invalid sigma settings (at construction), and

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import ArraySplit, split_identity
-from .subsets import stratified_subset
+from idrs_lightning.data.arrays import ArraySplit, split_identity
+from idrs_lightning.data.subsets import stratified_subset
 
 #: The digits split: a class-stratified test set of this size, drawn with this seed.
 DIGITS_TEST_SIZE = 500

@@ -40,13 +40,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._validation import check_choice
-from .arrays import SPLITS, ArraySplit
-from .digits import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, load_digits
-from .folders import TRAIN_CROPS, FolderSplit, load_folder_split
-from .statistics import IMAGENET_MEAN, IMAGENET_STD, normalization
-from .synthetic import CONE_DIM_RANGE, DISC_DEFAULTS, generate_cone, generate_disc
-from .vision import FASHION_MNIST_SYSTEM_DIR, load_vision
+from idrs_lightning.data.arrays import SPLITS, ArraySplit
+from idrs_lightning.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, load_digits
+from idrs_lightning.data.folders import TRAIN_CROPS, FolderSplit, load_folder_split
+from idrs_lightning.data.synthetic import (
+    CONE_DIM_RANGE,
+    DISC_DEFAULTS,
+    generate_cone,
+    generate_disc,
+)
+from idrs_lightning.data.vision import FASHION_MNIST_SYSTEM_DIR, load_vision
+from idrs_lightning.normalization import IMAGENET_MEAN, IMAGENET_STD, normalization
+from idrs_lightning.validation import check_choice
 
 __all__ = [
     "CONE_DIM_RANGE",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._validation import check_int, check_seed
+from idrs_lightning.validation import check_int, check_seed
 
 # SplitMix64 constants (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
 # OOPSLA 2014): a fixed bijective integer hash, independent of NumPy's generator streams.

@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import check_float, check_int
-from .arrays import SPLITS, ArraySplit, split_identity
+from idrs_lightning.data.arrays import SPLITS, ArraySplit, split_identity
+from idrs_lightning.normalization import DISC_RADIAL_SCALE
+from idrs_lightning.validation import check_float, check_int
 
 #: Admissible dimensions of the cone data set (the paper evaluates N = 2, 6, 18, 60, 180, 400).
 CONE_DIM_RANGE = (2, 400)
 
 _STREAM_TAGS = {"disc": 1, "cone": 2}
 #: The disc's generator options by default (Appendix A.1 as read in :func:`generate_disc`).
-DISC_DEFAULTS: dict[str, float] = {"sector_angle_deg": 20.0, "radial_scale": 4.0}
+DISC_DEFAULTS: dict[str, float] = {"sector_angle_deg": 20.0, "radial_scale": DISC_RADIAL_SCALE}
 
 
 def generate_disc(split: str, **options: Any) -> ArraySplit:

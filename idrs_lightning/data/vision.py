@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrays import ArraySplit, split_identity
+from idrs_lightning.data.arrays import ArraySplit, split_identity
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,19 @@ P. Sukenik, A. Kuvshinov, S. Guennemann, "Intriguing properties of input-depende
 smoothing", ICML 2022 (Appendix A.1).
 """
 
-from ..data.statistics import (
+from idrs_lightning.models.class_path import class_path_of, instantiate_network
+from idrs_lightning.models.lenet import LeNet
+from idrs_lightning.models.mlp import MLP
+from idrs_lightning.models.normalize import Normalize
+from idrs_lightning.models.registry import (
+    MODEL_NAMES,
+    NetworkSpec,
+    build_classifier,
+    build_model,
+    default_normalization,
+)
+from idrs_lightning.models.resnet import BasicBlock, CifarResNet, cifar_resnet, resnet20, resnet110
+from idrs_lightning.normalization import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     FASHION_MNIST_MEAN,
@@ -35,12 +47,6 @@ from ..data.statistics import (
     MNIST_MEAN,
     MNIST_STD,
 )
-from .class_path import class_path_of, instantiate_network
-from .lenet import LeNet
-from .mlp import MLP
-from .normalize import Normalize
-from .registry import MODEL_NAMES, NetworkSpec, build_classifier, build_model, default_normalization
-from .resnet import BasicBlock, CifarResNet, cifar_resnet, resnet20, resnet110
 
 __all__ = [
     "CIFAR10_MEAN",

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import InvalidSetting
-from .normalize import Normalize, Stat
+from idrs_lightning.models.normalize import Normalize, Stat
+from idrs_lightning.validation import InvalidSetting
 
 
 def class_path_of(network: nn.Module) -> str:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .._validation import check_int, is_int
-from ..data.statistics import MNIST_MEAN, MNIST_STD
-from .normalize import Normalize, Stat
+from idrs_lightning.models.normalize import Normalize, Stat
+from idrs_lightning.normalization import MNIST_MEAN, MNIST_STD
+from idrs_lightning.validation import check_int, is_int
 
 
 class LeNet(nn.Sequential):

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .._validation import check_int
-from .normalize import Normalize, Stat
+from idrs_lightning.models.normalize import Normalize, Stat
+from idrs_lightning.validation import check_int
 
 
 class MLP(nn.Sequential):

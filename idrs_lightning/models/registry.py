@@ -9,13 +9,18 @@ from typing import Any
 
 from torch import nn
 
-from .._validation import InvalidSetting, check_choice, is_int
-from ..data.statistics import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
-from .class_path import check_logits, class_path_of, instantiate_network, wrap_network
-from .lenet import LeNet
-from .mlp import MLP
-from .normalize import Stat
-from .resnet import cifar_resnet
+from idrs_lightning.models.class_path import (
+    check_logits,
+    class_path_of,
+    instantiate_network,
+    wrap_network,
+)
+from idrs_lightning.models.lenet import LeNet
+from idrs_lightning.models.mlp import MLP
+from idrs_lightning.models.normalize import Stat
+from idrs_lightning.models.resnet import cifar_resnet
+from idrs_lightning.normalization import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
+from idrs_lightning.validation import InvalidSetting, check_choice, is_int
 
 #: Names accepted by :func:`build_model`.
 MODEL_NAMES: tuple[str, ...] = ("lenet", "resnet20", "resnet110", "mlp")

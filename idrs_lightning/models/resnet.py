@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_int, is_int
-from ..data.statistics import CIFAR10_MEAN, CIFAR10_STD
-from .normalize import Normalize, Stat
+from idrs_lightning.models.normalize import Normalize, Stat
+from idrs_lightning.normalization import CIFAR10_MEAN, CIFAR10_STD
+from idrs_lightning.validation import check_int, is_int
 
 
 class BasicBlock(nn.Module):

@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from .._validation import InvalidSetting
-from ..errors import OneLineParser, exit_on_user_error
-from .core import CONTROLS, SCALES, Context, Outcome, Reproduction
-from .output import write_index, write_outcome
-from .registry import REPRODUCTIONS
+from idrs_lightning.errors import OneLineParser, exit_on_user_error
+from idrs_lightning.paper.core import CONTROLS, SCALES, Context, Outcome, Reproduction
+from idrs_lightning.paper.output import write_index, write_outcome
+from idrs_lightning.paper.registry import REPRODUCTIONS
+from idrs_lightning.validation import InvalidSetting
 
 log = logging.getLogger(__name__)
 

@@ -46,12 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoints import load_checkpoint
-from ..data.datamodule import SmoothingDataModule
-from ..data.sources import _default_options
-from ..settings import CertificationSettings
-from ..smoothing import Smooth
-from .jobs import train_grid
+from idrs_lightning.certify_job.checkpoints import load_checkpoint
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.data.sources import _default_options
+from idrs_lightning.paper.jobs import train_grid
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import Smooth
 
 log = logging.getLogger(__name__)
 

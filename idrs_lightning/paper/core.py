@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from .statistics import Interval
+from idrs_lightning.paper.statistics import Interval
 
 #: ``tiny``: seconds, for the tests; ``quick``: minutes on a 2-core CPU; ``study``: about an
 #: hour on a 2-core CPU, enough inputs and seeds to resolve differences of a few points

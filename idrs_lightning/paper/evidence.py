@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
-from ..certification import clopper_pearson_lower
-from .jobs import Certified
-from .statistics import Interval, mean_interval
+from idrs_lightning.certification import clopper_pearson_lower
+from idrs_lightning.paper.jobs import Certified
+from idrs_lightning.paper.statistics import Interval, mean_interval
 
 #: The window of radii around constant sigma's largest certifiable radius R_max in which the
 #: waterfall is judged: [0.75 R_max, 1.25 R_max] (a setting: the cliff and just beyond it).

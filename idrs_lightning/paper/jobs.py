@@ -1,6 +1,7 @@
 """Training and certification for the experiment IDs, through the product's own entry points:
-``train.py`` runs driven by the sweep machinery (:mod:`idrs_lightning.sweep`) and the
-certification job behind ``certify.py`` (:mod:`idrs_lightning.certify_run`).
+training runs of the library's command (:mod:`idrs_lightning.training.command`) driven by the
+sweep machinery (:mod:`idrs_lightning.training.sweep`) and the
+certification job behind ``certify.py`` (:mod:`idrs_lightning.certify_job.run`).
 
 Both reuse what a previous call finished: a trained run keeps its ``last.ckpt`` and a
 certification resumes after its last complete row (it refuses other settings), so an
@@ -22,16 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import InvalidSetting
-from ..certify_run import CertifyConfig, run_certification
-from ..results import read_results
-from ..settings import CertificationSettings
-from ..sweep import command_line, parameter_sets
+from idrs_lightning.certify_job.results import read_results
+from idrs_lightning.certify_job.run import CertifyConfig, run_certification
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.training.sweep import command_line, parameter_sets
+from idrs_lightning.validation import InvalidSetting
 
 log = logging.getLogger(__name__)
 
-#: ``train.py`` of the repository this package belongs to.
-TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "train.py"
+#: The training command, run as a module of this package.
+TRAINING_MODULE = "idrs_lightning.training"
 
 
 def _option(value: object) -> str:
@@ -47,20 +48,19 @@ def train_grid(
 ) -> dict[str, Path]:
     """Train one model per point of ``grid`` (LightningCLI keys, e.g. ``data.sigma_b``).
 
-    The grid is expanded by W&B's sweep engine exactly as ``python -m idrs_lightning.sweep``
-    does for a grid file; each run is ``train.py fit [--config config] --key=value ...`` with
-    ``fixed`` options, in ``runs_dir/<run_name(parameters)>``. A run that finished before
+    The grid is expanded by W&B's sweep engine exactly as
+    ``python -m idrs_lightning.training.sweep`` does for a grid file; each run is
+    ``python -m idrs_lightning.training fit [--config config] --key=value ...`` with ``fixed``
+    options, in ``runs_dir/<run_name(parameters)>``. A run that finished before
     (``checkpoints/last.ckpt`` present) is reused if it was asked for with the same options
     (:data:`REQUEST_FILE`), and refused otherwise; an unfinished one is started again.
 
     Returns:
         ``{run name: path of its last checkpoint}``.
     """
-    if not TRAIN_SCRIPT.is_file():
-        raise FileNotFoundError(f"{TRAIN_SCRIPT} is missing: run the reproductions from a clone")
-    head = ["${env}", "${interpreter}", "${program}", "fit"]
+    head = ["${env}", "${interpreter}", "-m", TRAINING_MODULE, "fit"]
     sweep = {
-        "program": str(TRAIN_SCRIPT),
+        "program": TRAINING_MODULE,
         "method": "grid",
         "parameters": {key: {"values": list(values)} for key, values in grid.items()},
         "command": [*head, *(["--config", config] if config else []), "${args}"],

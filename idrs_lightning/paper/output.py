@@ -10,8 +10,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ..atomic_files import write_text
-from .core import Comparison, Outcome, Reproduction
+from idrs_lightning.atomic_files import write_text
+from idrs_lightning.paper.core import Comparison, Outcome, Reproduction
 
 
 def _number(value: float | None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 
-from .core import Context, Outcome, Reproduction
+from idrs_lightning.paper.core import Context, Outcome, Reproduction
 
 
 def _lazy(module: str, function: str) -> Callable[[Context], Outcome]:

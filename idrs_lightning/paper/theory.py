@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import special
 
-from ..certification import (
+from idrs_lightning.certification import (
     clopper_pearson_lower,
     cohen_radius,
     curse_threshold,
@@ -18,8 +18,8 @@ from ..certification import (
     xi_greater,
     xi_less,
 )
-from .core import Comparison, Context, Outcome, paper_numbers
-from .output import save_figure
+from idrs_lightning.paper.core import Comparison, Context, Outcome, paper_numbers
+from idrs_lightning.paper.output import save_figure
 
 #: Cohen et al.'s protocol, used by Appendix A.2 and B.3: n samples, confidence 1 - alpha.
 N_SAMPLES, ALPHA = 100_000, 0.001

@@ -16,13 +16,19 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..checkpoints import load_checkpoint
-from ..data.datamodule import SmoothingDataModule
-from ..metrics import certified_accuracy
-from ..settings import CertificationSettings
-from . import calibration
-from .core import Comparison, Context, Outcome, Verdict, claim, paper_numbers, sampling_error
-from .evidence import (
+from idrs_lightning.certify_job.checkpoints import load_checkpoint
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.paper import calibration
+from idrs_lightning.paper.core import (
+    Comparison,
+    Context,
+    Outcome,
+    Verdict,
+    claim,
+    paper_numbers,
+    sampling_error,
+)
+from idrs_lightning.paper.evidence import (
     below_chance,
     certified_share,
     clean_accuracy,
@@ -30,9 +36,11 @@ from .evidence import (
     stacked,
     window,
 )
-from .jobs import Certified, certify, train_grid
-from .output import save_figure
-from .statistics import Interval, difference_interval
+from idrs_lightning.paper.jobs import Certified, certify, train_grid
+from idrs_lightning.paper.output import save_figure
+from idrs_lightning.paper.statistics import Interval, difference_interval
+from idrs_lightning.reporting.metrics import certified_accuracy
+from idrs_lightning.settings import CertificationSettings
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -19,12 +19,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
-from ..data.datamodule import SmoothingDataModule
-from ..metrics import certified_accuracy
-from ..settings import CertificationSettings
-from ..smoothing import ABSTAIN
-from .core import Comparison, Context, Outcome, Verdict, claim, paper_numbers
-from .evidence import (
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.paper.core import Comparison, Context, Outcome, Verdict, claim, paper_numbers
+from idrs_lightning.paper.evidence import (
     WATERFALL_WINDOW,
     WINDOW_POINTS,
     below_chance,
@@ -33,9 +30,17 @@ from .evidence import (
     stacked,
     window,
 )
-from .jobs import Certified, certify, train_grid
-from .output import save_figure
-from .statistics import Interval, difference_interval, independent_difference, mean_interval
+from idrs_lightning.paper.jobs import Certified, certify, train_grid
+from idrs_lightning.paper.output import save_figure
+from idrs_lightning.paper.statistics import (
+    Interval,
+    difference_interval,
+    independent_difference,
+    mean_interval,
+)
+from idrs_lightning.reporting.metrics import certified_accuracy
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import ABSTAIN
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -1,6 +1,7 @@
 """Run a W&B sweep file locally, without a W&B server: sequential runs, each logged offline.
 
-    python -m idrs_lightning.sweep configs/sweeps/grid_sigma_trr.yaml [--max-runs N] [-- EXTRA]
+    python -m idrs_lightning.training.sweep configs/sweeps/grid_sigma_trr.yaml \
+        [--max-runs N] [-- EXTRA]
 
 Parameters come from W&B's own ``sweeps`` package (the engine behind ``wandb sweep``): grid
 and random files expand as they would on the server; a Bayesian file is sampled at random
@@ -19,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config_files import load_yaml
-from .dashboard import GROUP_VARIABLE
-from .errors import OneLineParser, exit_on_user_error
+from idrs_lightning.errors import OneLineParser, exit_on_user_error
+from idrs_lightning.reporting.dashboard import GROUP_VARIABLE
+from idrs_lightning.training.config_files import load_yaml
 
 log = logging.getLogger(__name__)
 

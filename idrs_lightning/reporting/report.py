@@ -1,7 +1,7 @@
 """Every way a certification summary is shown: text and Markdown tables, plots, JSON files
 (written atomically) and W&B (the paper's Figure 4 and Tables 2, 3). The figures themselves
-are computed in :mod:`idrs_lightning.metrics`; ``certify.py``, ``compare`` and the callback
-all report through the functions here.
+are computed in :mod:`idrs_lightning.reporting.metrics`; ``certify.py``, ``compare`` and the
+callback all report through the functions here.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend state
 
-from .atomic_files import write_atomically, write_text
-from .dashboard import GROUP_VARIABLE, RUN_ID_FILE, flat_config, run_id
-from .metrics import certified_accuracy
-from .wandb_mode import init_run
+from idrs_lightning.atomic_files import write_atomically, write_text
+from idrs_lightning.reporting.dashboard import GROUP_VARIABLE, RUN_ID_FILE, flat_config, run_id
+from idrs_lightning.reporting.metrics import certified_accuracy
+from idrs_lightning.reporting.wandb_logging import init_run
 
 #: The headline figures of a summary: key, label and format, in the order they are shown.
 HEADLINE: tuple[tuple[str, str, str], ...] = (

@@ -1,12 +1,14 @@
 """Precompute the kNN distances behind sigma(x) (Eq. 1) once, sharded over processes.
 
-    torchrun --nproc_per_node 8 -m idrs_lightning.precompute --config configs/imagenet_resnet50.yaml
-    python -m idrs_lightning.precompute --config configs/imagefolder.yaml --data.root=/data/tree
+    torchrun --nproc_per_node 8 -m idrs_lightning.sigma.precompute \
+        --config configs/imagenet_resnet50.yaml
+    python -m idrs_lightning.sigma.precompute --config configs/imagefolder.yaml \
+        --data.root=/data/tree
 
 Reads the ``data`` section of a ``train.py`` config (with ``--data.<name>=<value>`` overrides),
 and computes what training and certification with it need: the training points' leave-one-out
 distances (for ``trr > 0`` and for ``m`` = "min"/"mean") and the test points' (for ``r > 0``).
-Each rank searches one shard of the training set (:mod:`~idrs_lightning.knn_streamed`); rank 0
+Each rank searches one shard of the training set (:mod:`~idrs_lightning.sigma.knn_streamed`); rank 0
 writes the cache entry, keyed by the data's identity, which later runs read. A killed run,
 started again, resumes after its last finished query chunk. A bad value is one line
 ``error: ...`` and exit status 2.
@@ -23,9 +25,9 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from .config_files import load_yaml
-from .data.datamodule import SmoothingDataModule
-from .errors import OneLineParser, exit_on_user_error
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.errors import OneLineParser, exit_on_user_error
+from idrs_lightning.training.config_files import load_yaml
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import InvalidSetting
-from .data.datamodule import SmoothingDataModule
-from .foreign import (
+from idrs_lightning.certify_job.foreign import (
     COHEN_ARCHITECTURES,
     Statistics,
     cohen_classifier,
@@ -30,7 +28,9 @@ from .foreign import (
     state_dict_classifier,
     torchscript_classifier,
 )
-from .training import BaseClassifierModule
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.training.module import BaseClassifierModule
+from idrs_lightning.validation import InvalidSetting
 
 #: What :func:`read_checkpoint` recognises.
 FORMATS: tuple[str, ...] = ("train.py", "cohen", "state_dict", "torchscript")

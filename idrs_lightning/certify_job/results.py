@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 if TYPE_CHECKING:
-    from .smoothing import Certificate
+    from idrs_lightning.smoothing import Certificate
 
 COLUMNS = (
     "idx",

@@ -31,10 +31,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from . import directory_lock
-from ._validation import InvalidSetting
-from .dashboard import directory_name, flat_config, run_id, run_label
-from .resume import (
+from idrs_lightning import directory_lock
+from idrs_lightning.reporting.dashboard import directory_name, flat_config, run_id, run_label
+from idrs_lightning.reporting.wandb_logging import FallbackWandbLogger, wandb_offline
+from idrs_lightning.training.resume import (
     HistoryCSVLogger,
     check_checkpoint_file,
     check_resume,
@@ -43,7 +43,7 @@ from .resume import (
     keep_config_history,
     setting_value,
 )
-from .wandb_mode import FallbackWandbLogger, wandb_offline
+from idrs_lightning.validation import InvalidSetting
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,8 @@ class TrainingCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
-        """Check a resume (``fit``: :func:`~idrs_lightning.resume.check_resume`) in place of
-        Lightning's, which loads the checkpoint without naming a bad file and replaces the
+        """Check a resume (``fit``: :func:`~idrs_lightning.training.resume.check_resume`) in
+        place of Lightning's, which loads the checkpoint without naming a bad file and replaces the
         model options given on the command line by the checkpoint's, silently. ``validate``
         and ``test`` evaluate the checkpoint's model, as Lightning does, once the file is
         checked."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_choice
+from idrs_lightning.validation import check_choice
 
 #: ``--precision`` values and the autocast dtype of each (``None``: full precision).
 PRECISIONS: dict[str, torch.dtype | None] = {
@@ -20,7 +20,7 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 
 
 def check_precision(precision: str) -> None:
-    """Raise :class:`~idrs_lightning._validation.InvalidSetting` unless ``precision`` is a key
+    """Raise :class:`~idrs_lightning.validation.InvalidSetting` unless ``precision`` is a key
     of :data:`PRECISIONS`."""
     check_choice("precision", precision, tuple(PRECISIONS))
 

@@ -25,11 +25,16 @@ import torchvision
 import yaml
 from torch import nn
 
-from ._validation import InvalidSetting
-from .data.statistics import COHEN_CIFAR10_MEAN, COHEN_CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
-from .models import MODEL_NAMES, build_classifier
-from .models.class_path import wrap_network
-from .models.resnet import CifarResNet
+from idrs_lightning.models import MODEL_NAMES, build_classifier
+from idrs_lightning.models.class_path import wrap_network
+from idrs_lightning.models.resnet import CifarResNet
+from idrs_lightning.normalization import (
+    COHEN_CIFAR10_MEAN,
+    COHEN_CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
+from idrs_lightning.validation import InvalidSetting
 
 Statistics = tuple[tuple[float, ...], tuple[float, ...]]
 

@@ -1,6 +1,6 @@
 """Compare certification runs: one figure of their curves and a table of their figures.
 
-    python -m idrs_lightning.compare out/idrs out/cohen --output out/comparison
+    python -m idrs_lightning.reporting.compare out/idrs out/cohen --output out/comparison
 
 reads each directory's ``results.tsv`` and ``summary.json`` (written by ``certify.py``) and
 writes ``<output>.png`` (certified accuracy against radius, like the paper's Figure 4) and
@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .atomic_files import write_text
-from .errors import OneLineParser, exit_on_user_error
-from .report import comparison_table, plot_certified_accuracy
-from .results import read_results
+from idrs_lightning.atomic_files import write_text
+from idrs_lightning.certify_job.results import read_results
+from idrs_lightning.errors import OneLineParser, exit_on_user_error
+from idrs_lightning.reporting.report import comparison_table, plot_certified_accuracy
 
 
 def _summary(run: Path) -> dict:

@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from .smoothing import ABSTAIN
+from idrs_lightning.smoothing import ABSTAIN
 
 
 def certified_accuracy(

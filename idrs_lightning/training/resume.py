@@ -7,9 +7,9 @@
   (:func:`check_resume`): a file that is no ``train.py`` checkpoint is named; a setting that
   decides what the model is or what it is trained on (:data:`FIXED_DATA`, :data:`FIXED_MODEL`)
   and differs from the checkpoint's is refused, naming the recorded value; the optimiser's
-  settings (:data:`~idrs_lightning.training.OPTIMISER_SETTINGS`) that the command gives are
+  settings (:data:`~idrs_lightning.training.module.OPTIMISER_SETTINGS`) that the command gives are
   applied from the resumed epoch on
-  (:meth:`~idrs_lightning.training.BaseClassifierModule.on_train_start`), the others are the
+  (:meth:`~idrs_lightning.training.module.BaseClassifierModule.on_train_start`), the others are the
   checkpoint's; a checkpoint of a run directory continues that run and is refused under
   another run name.
 * The CSV history is kept (:class:`HistoryCSVLogger`): rows up to the checkpoint's step stay,
@@ -28,11 +28,11 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from ._validation import InvalidSetting
-from .checkpoints import CheckpointFile, read_checkpoint
-from .config_files import config_arguments, load_yaml
-from .dashboard import RUN_ID_FILE
-from .training import OPTIMISER_SETTINGS
+from idrs_lightning.certify_job.checkpoints import CheckpointFile, read_checkpoint
+from idrs_lightning.reporting.dashboard import RUN_ID_FILE
+from idrs_lightning.training.config_files import config_arguments, load_yaml
+from idrs_lightning.training.module import OPTIMISER_SETTINGS
+from idrs_lightning.validation import InvalidSetting
 
 #: DataModule settings that decide the training data and its noise: fixed for a run.
 FIXED_DATA = (

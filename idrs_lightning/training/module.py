@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from ._validation import InvalidSetting, check_float, check_int
-from .models import build_classifier, class_path_of
+from idrs_lightning.models import build_classifier, class_path_of
+from idrs_lightning.validation import InvalidSetting, check_float, check_int
 
 log = logging.getLogger(__name__)
 

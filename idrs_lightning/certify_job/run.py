@@ -2,9 +2,9 @@
 
 Inputs are sharded explicitly across processes (``torchrun``: ``RANK``/``WORLD_SIZE``), each
 shard appends its rows to its own file as they are produced, and rank 0 merges them and
-reports (:mod:`idrs_lightning.report`). A restarted run continues after the last complete row
-of each shard; noise is seeded per input, so rows do not depend on restarts, batch size or the
-number of processes.
+reports (:mod:`idrs_lightning.reporting.report`). A restarted run continues after the last
+complete row of each shard; noise is seeded per input, so rows do not depend on restarts,
+batch size or the number of processes.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ._validation import InvalidSetting
-from .checkpoints import (
+from idrs_lightning.certify_job.checkpoints import (
     CheckpointFile,
     classifier_module,
     file_digest,
@@ -30,14 +29,10 @@ from .checkpoints import (
     read_checkpoint,
     training_data,
 )
-from .data.datamodule import SmoothingDataModule
-from .evaluation import EvaluatedClassifier, check_precision
-from .foreign import parse_arch
-from .metrics import certification_summary, default_radii
-from .models.class_path import check_logits
-from .output_claim import check_claim, claim_output
-from .report import log_run_to_wandb, run_name, write_run_report
-from .results import (
+from idrs_lightning.certify_job.evaluation import EvaluatedClassifier, check_precision
+from idrs_lightning.certify_job.foreign import parse_arch
+from idrs_lightning.certify_job.output_claim import check_claim, claim_output
+from idrs_lightning.certify_job.results import (
     ResultsWriter,
     RowRules,
     certificate_row,
@@ -48,9 +43,14 @@ from .results import (
     read_results,
     read_rows,
 )
-from .settings import CertificationSettings
-from .smoothing import Smooth
-from .wandb_mode import discard_run, wandb_offline
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.models.class_path import check_logits
+from idrs_lightning.reporting.metrics import certification_summary, default_radii
+from idrs_lightning.reporting.report import log_run_to_wandb, run_name, write_run_report
+from idrs_lightning.reporting.wandb_logging import discard_run, wandb_offline
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import Smooth
+from idrs_lightning.validation import InvalidSetting
 
 log = logging.getLogger(__name__)
 

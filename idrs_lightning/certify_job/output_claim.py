@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import directory_lock
-from .results import check_results_file, read_rows
+from idrs_lightning import directory_lock
+from idrs_lightning.certify_job.results import check_results_file, read_rows
 
 RECORD = "certify_settings.json"
 #: Recorded for reference, not compared: where the checkpoint was read from.

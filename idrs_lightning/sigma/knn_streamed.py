@@ -3,10 +3,10 @@
 Queries and database are read in chunks (``rows(indices)`` of any source: an image folder
 decoded per chunk, a memory-mapped array). Each process (``torchrun``: one ``torch.distributed``
 rank) searches its contiguous shard of the database: for a query chunk and each database chunk,
-:func:`~idrs_lightning.knn.k_nearest_exact` merges the chunk's exact nearest into the running
+:func:`~idrs_lightning.sigma.knn.k_nearest_exact` merges the chunk's exact nearest into the running
 ``k`` smallest; the ranks' ``k`` smallest are then merged with ``all_gather``. Each distance depends
 on its two vectors only, so the result equals the in-memory search of
-:func:`~idrs_lightning.knn.mean_knn_distance` whatever the chunk sizes and the number of
+:func:`~idrs_lightning.sigma.knn.mean_knn_distance` whatever the chunk sizes and the number of
 processes. Memory per process: ``query_chunk x (features + database_chunk)`` plus the result.
 
 Progress is kept per query chunk in a directory (rank 0 writes each chunk's means atomically),
@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from numpy.typing import NDArray
 
-from .knn import _flat, k_nearest_exact, merge_smallest
+from idrs_lightning.sigma.knn import _flat, k_nearest_exact, merge_smallest
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .atomic_files import write_text
+from idrs_lightning.atomic_files import write_text
 
 #: W&B reads the group of a run from this variable; the local sweep runner sets it.
 GROUP_VARIABLE = "WANDB_RUN_GROUP"

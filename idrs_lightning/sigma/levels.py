@@ -1,7 +1,7 @@
 """The noise level sigma(x) of the IDRS paper, Eq. 1, from the mean kNN distance.
 
 :class:`KnnSigma` maps a per-sample statistic (the mean distance to the ``k`` nearest training
-points, see :mod:`idrs_lightning.knn`) to a per-sample standard deviation; its ``r`` is the
+points, see :mod:`idrs_lightning.sigma.knn`) to a per-sample standard deviation; its ``r`` is the
 semi-elasticity certification must use (Theorem 7 needs
 ``|log sigma(x) - log sigma(y)| <= r * ||x - y||``), and ``r = 0`` is constant ``sigma_b``.
 
@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
-from ._validation import InvalidSetting
+from idrs_lightning.validation import InvalidSetting
 
 Statistic = TypeVar("Statistic", np.ndarray, torch.Tensor)
 MChoice = float | Literal["min", "mean"]

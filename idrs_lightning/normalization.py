@@ -1,4 +1,6 @@
-"""Per-channel input statistics ``(mean, std)`` of each data set, for the models' first layer.
+"""Per-channel input statistics ``(mean, std)`` and value ranges of each data set: the ground
+floor under both the data (which checks its inputs' range) and the models (whose first layer
+normalises).
 
 Computed on the training images with pixels in ``[0, 1]``; the model normalises its input, so
 that the smoothing noise is added to unnormalised pixels (Cohen et al. 2019).
@@ -8,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .._validation import check_choice
-from .synthetic import DISC_DEFAULTS
+from idrs_lightning.validation import check_choice
 
 MNIST_MEAN: tuple[float, ...] = (0.1307,)
 MNIST_STD: tuple[float, ...] = (0.3081,)
@@ -24,6 +25,8 @@ IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
 COHEN_CIFAR10_MEAN: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
 COHEN_CIFAR10_STD: tuple[float, ...] = (0.2023, 0.1994, 0.2010)
 
+#: The distance unit of the synthetic disc's generator (paper Appendix A.1), by default.
+DISC_RADIAL_SCALE = 4.0
 _IDENTITY: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
 _STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": (MNIST_MEAN, MNIST_STD),
@@ -57,7 +60,7 @@ def normalization(
         mean, std = given.get("mean", statistics[0]), given.get("std", statistics[1])
         return tuple(map(float, mean)), tuple(map(float, std))  # type: ignore[arg-type]
     if dataset in ("disc", "cone"):
-        default = DISC_DEFAULTS["radial_scale"] if dataset == "disc" else 1.0
+        default = DISC_RADIAL_SCALE if dataset == "disc" else 1.0
         scale = float((options or {}).get("radial_scale", default))  # type: ignore[arg-type]
         return (0.0,), (scale,)
     return statistics

@@ -23,8 +23,8 @@ import numpy as np
 import torch.distributed as dist
 from numpy.typing import NDArray
 
-from .knn import mean_knn_distance
-from .knn_streamed import RowSource, rank_and_size, streamed_mean_knn_distance
+from idrs_lightning.sigma.knn import mean_knn_distance
+from idrs_lightning.sigma.knn_streamed import RowSource, rank_and_size, streamed_mean_knn_distance
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def cached_mean_knn_distance(
     self_index: NDArray[np.int64] | None = None,
     **search_options: object,
 ) -> NDArray[np.float64]:
-    """:func:`~idrs_lightning.knn.mean_knn_distance`, read from or written to ``cache_dir``.
+    """:func:`~idrs_lightning.sigma.knn.mean_knn_distance`, read from or written to ``cache_dir``.
 
     With ``self_index`` the queries are those database rows; their digest joins the key.
     """
@@ -161,7 +161,7 @@ def cached_streamed_mean_knn_distance(
     self_index: NDArray[np.int64] | None = None,
     **chunks: object,
 ) -> NDArray[np.float64]:
-    """:func:`~idrs_lightning.knn_streamed.streamed_mean_knn_distance` (sharded over the
+    """:func:`~idrs_lightning.sigma.knn_streamed.streamed_mean_knn_distance` (sharded over the
     ``torch.distributed`` ranks, if any), read from or written to the same cache entry as the
     in-memory search (the distances are the same). Rank 0 reads and writes the file and gives
     the result to every rank; an interrupted computation resumes from ``<entry>.partial/``.
