@@ -268,7 +268,7 @@ def main() -> None:
         wall = {m: sum(seconds[name, m]) for m in MODES}
         for mode in MODES:
             total[mode] += passes[mode]
-        sigma = inputs.sigma.numpy()
+        sigma = inputs.sigma
         level = (
             f"sigma = {sigma_b:g}, r = 0"
             if name == "constant"
@@ -315,7 +315,7 @@ def main() -> None:
             f"{1e6 * per_pass['sequential']:.1f} us; sequential / fixed-n "
             f"{per_pass['sequential'] / per_pass['fixed-n']:.3f}x (its overhead)"
         )
-        labels = inputs.y.numpy()
+        labels = inputs.y
         accuracy = {}
         for mode in MODES:
             certs = certificates[name, mode]

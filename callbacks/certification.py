@@ -62,7 +62,7 @@ class CertificationCallback(Callback):
         compare_constant: also certify with constant ``sigma_b`` (Cohen et al.), logged under
             ``certify_constant/``.
         skip_misclassified: the evaluation shortcut: an input whose selected class is not its
-            label skips estimation (:meth:`~idrs_lightning.smoothing.Smooth.certify_groups`).
+            label skips estimation (:func:`~idrs_lightning.smoothing.certify_groups`).
             Certified accuracy, clean accuracy and ACR are unchanged; abstention and
             misclassification rates then count those inputs as misclassified, never abstained.
 
@@ -151,14 +151,14 @@ class CertificationCallback(Callback):
             try:
                 certificates = smooth.certify_many(
                     inputs.x.to(pl_module.device),
-                    inputs.sigma.tolist(),
+                    inputs.sigma,
                     shard,
-                    inputs.y.tolist() if self.skip_misclassified else None,
+                    inputs.y if self.skip_misclassified else None,
                 )
             finally:
                 pl_module.train(was_training)
             metrics.update(
-                inputs.y.to(pl_module.device),
+                torch.from_numpy(inputs.y).to(pl_module.device),
                 torch.tensor([c.prediction for c in certificates], device=pl_module.device),
                 torch.tensor(
                     [c.radius for c in certificates], dtype=torch.float64, device=pl_module.device

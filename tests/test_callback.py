@@ -44,11 +44,11 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
     # The same numbers from Smooth on the DataModule's evaluation subset, certified directly.
     datamodule, classifier = trainer.datamodule, trainer.lightning_module.classifier.eval()
     inputs = datamodule.certification_inputs(datamodule.evaluation_subset(20))
-    assert inputs.r == 0.05 and len(set(inputs.sigma.tolist())) > 1
+    assert inputs.r == 0.05 and len(set(inputs.sigma)) > 1
     smooth = Smooth(classifier, 10, inputs.r, CertificationSettings(16, 128, 0.001, 512, 0))
-    certs = smooth.certify_many(inputs.x, inputs.sigma.tolist(), inputs.indices)
+    certs = smooth.certify_many(inputs.x, inputs.sigma, inputs.indices)
     expected = certification_summary(
-        inputs.y.numpy(),
+        inputs.y,
         [c.prediction for c in certs],
         [c.radius for c in certs],
         default_radii(0.25),

@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
-from idrs_lightning.certify_job.checkpoints import classifier_module, read_checkpoint
+from idrs_lightning.certify_job.checkpoints import classifier_module
 from idrs_lightning.models import Normalize, build_classifier, instantiate_network
+from idrs_lightning.training.checkpoint_file import read_checkpoint
 from idrs_lightning.training.module import BaseClassifierModule
 from idrs_lightning.validation import InvalidSetting
 from tests.image_tree import CLASSES, make_image_tree

@@ -88,8 +88,8 @@ def test_certification_inputs_input_dependent_and_constant(tmp_path) -> None:
     distance = brute_force_mean_knn(test.x[chosen], train.x, 5, leave_out=False)
     assert inputs.indices == chosen and inputs.r == 0.05
     np.testing.assert_array_equal(inputs.x.numpy(), test.x[chosen])
-    np.testing.assert_array_equal(inputs.y.numpy(), test.y[chosen])
-    np.testing.assert_allclose(inputs.sigma.numpy(), 0.25 * np.exp(0.05 * (distance - 1.5)), 1e-6)
+    np.testing.assert_array_equal(inputs.y, test.y[chosen])
+    np.testing.assert_allclose(inputs.sigma, 0.25 * np.exp(0.05 * (distance - 1.5)), 1e-6)
     constant = dm.certification_inputs(chosen, constant=True)
     assert constant.r == 0.0 and torch.all(constant.sigma == torch.tensor(0.25))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 500\) \(the test split\)"):

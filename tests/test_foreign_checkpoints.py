@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from idrs_lightning.certify_job.checkpoints import foreign_classifier, read_checkpoint
+from idrs_lightning.certify_job.checkpoints import foreign_classifier
 from idrs_lightning.certify_job.results import read_rows
 from idrs_lightning.certify_job.run import CertifyConfig, run_certification
 from idrs_lightning.normalization import COHEN_CIFAR10_MEAN, COHEN_CIFAR10_STD
 from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.training.checkpoint_file import read_checkpoint
 from idrs_lightning.training.module import BaseClassifierModule
 from tests.foreign_layouts import (
     cohen_model,

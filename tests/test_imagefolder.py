@@ -123,7 +123,7 @@ def test_datamodule_batches_and_certification_inputs(tree, tmp_path) -> None:
     np.testing.assert_array_equal(
         torch.cat([b[0] for b in batches]).numpy(), validation.rows(np.arange(len(validation)))
     )
-    assert inputs.sigma.dtype == torch.float64 and inputs.r == 0.01
+    assert inputs.sigma.dtype == np.float64 and inputs.r == 0.01
 
 
 def test_normalization_options(tree) -> None:

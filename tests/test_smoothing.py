@@ -9,7 +9,7 @@ from torch import nn
 from idrs_lightning.certification import cohen_radius
 from idrs_lightning.certify_job.evaluation import EvaluatedClassifier
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
-from idrs_lightning.smoothing import ABSTAIN, Smooth
+from idrs_lightning.smoothing import ABSTAIN, Smooth, certify_groups
 
 
 class HalfSpace(nn.Module):
@@ -201,7 +201,7 @@ def test_several_inputs_in_one_pass_match_one_at_a_time(batch_size: int) -> None
     xs = torch.stack([_point(m) for m in (-0.4, 0.02, 0.3, 0.9, 0.5)])
     sigmas = [0.2, 0.25, 0.3, 0.35, 0.4]
     indices = [10, 11, 12, 13, 14]
-    groups = list(smooth.certify_groups(xs, sigmas, indices))
+    groups = list(certify_groups(smooth, xs, sigmas, indices))
     assert [len(g) for g in groups] == {100: [1] * 5, 1_000: [3, 2], 2_000: [5]}[batch_size]
     for x, sigma, index, cert in zip(
         xs, sigmas, indices, [cert for group in groups for cert in group], strict=True

@@ -37,7 +37,7 @@ def _ideal_smoothed(x: np.ndarray, sigma: np.ndarray, sector_deg: float) -> np.n
 def disc() -> dict:
     test = load_split("disc", "test", "unused")
     _, module = disc_sigma_b(0.6)
-    sigma = module.certification_inputs(range(module.test_size)).sigma.numpy()
+    sigma = module.certification_inputs(range(module.test_size)).sigma
     constant = _ideal_smoothed(test.x.astype(np.float64), np.full(len(sigma), 0.6), 20.0)
     varying = _ideal_smoothed(test.x.astype(np.float64), sigma, 20.0)
     return {"y": test.y, "sigma": sigma, "constant": constant, "varying": varying}
@@ -129,7 +129,7 @@ def test_cone_sigma_clamp_binds_only_for_outliers(dim: int) -> None:
                 sigma_max=5 * row["sigma"],
             )
             module.setup("test")
-            sigma = module.certification_inputs(range(module.test_size)).sigma.numpy()
+            sigma = module.certification_inputs(range(module.test_size)).sigma
             assert np.mean(sigma >= 5 * row["sigma"] * (1 - 1e-12)) <= 0.1, (row, m)
 
 

@@ -22,11 +22,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from idrs_lightning.certify_job.checkpoints import (
-    CheckpointFile,
     classifier_module,
     file_digest,
     foreign_classifier,
-    read_checkpoint,
     training_data,
 )
 from idrs_lightning.certify_job.evaluation import EvaluatedClassifier, check_precision
@@ -49,7 +47,8 @@ from idrs_lightning.reporting.metrics import certification_summary, default_radi
 from idrs_lightning.reporting.report import log_run_to_wandb, run_name, write_run_report
 from idrs_lightning.reporting.wandb_logging import discard_run, wandb_offline
 from idrs_lightning.settings import CertificationSettings
-from idrs_lightning.smoothing import Smooth
+from idrs_lightning.smoothing import Smooth, certify_groups
+from idrs_lightning.training.checkpoint_file import CheckpointFile, read_checkpoint
 from idrs_lightning.validation import InvalidSetting
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class CertifyConfig:
     settings: CertificationSettings = field(default_factory=CertificationSettings)
     indices: str = "subset"  # "subset", "all", or "start:stop[:step]"
     constant: bool = False
-    # the evaluation shortcut (Smooth.certify_groups): skip estimation where the selected
+    # the evaluation shortcut (smoothing.certify_groups): skip estimation where the selected
     # class is not the label; sound for certified accuracy, those rows are not certificates
     skip_misclassified: bool = False
     radii: list[float] | None = None
@@ -289,12 +288,12 @@ def _certify_shard(
     with ResultsWriter(part, rules) as writer:
         todo = [i for i in shard if i not in writer.done and i not in finished]
         inputs = datamodule.certification_inputs(todo, constant=config.constant)
-        labels = inputs.y.tolist()
-        groups = smooth.certify_groups(
+        groups = certify_groups(
+            smooth,
             inputs.x.to(device),
-            inputs.sigma.tolist(),
+            inputs.sigma,
             todo,
-            labels if config.skip_misclassified else None,
+            inputs.y if config.skip_misclassified else None,
         )
         with tqdm(total=len(todo), desc="certify", disable=rank != 0, unit="input") as progress:
             done, start = 0, time.perf_counter()
@@ -302,7 +301,7 @@ def _certify_shard(
                 now = time.perf_counter()
                 seconds, start = (now - start) / len(certificates), now
                 for cert in certificates:
-                    writer.write(**certificate_row(todo[done], labels[done], cert, seconds))
+                    writer.write(**certificate_row(todo[done], int(inputs.y[done]), cert, seconds))
                     done += 1
                 progress.update(len(certificates))
 

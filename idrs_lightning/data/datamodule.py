@@ -81,8 +81,8 @@ class CertificationInputs:
 
     indices: list[int]
     x: torch.Tensor
-    y: torch.Tensor
-    sigma: torch.Tensor
+    y: np.ndarray
+    sigma: np.ndarray
     r: float
 
 
@@ -316,13 +316,12 @@ class SmoothingDataModule(pl.LightningDataModule):
             raise InvalidSetting(
                 "indices", f"must lie in [0, {size}) (the {split} split), got {outside[0]}"
             )
-        rows = torch.as_tensor(chosen, dtype=torch.long)
-        x, y = torch.from_numpy(data.rows(rows.numpy())), torch.from_numpy(data.y)[rows]
+        rows = np.asarray(chosen, dtype=np.int64)
+        x, y = torch.from_numpy(data.rows(rows)), np.asarray(data.y, dtype=np.int64)[rows]
         if constant:
-            sigma = torch.full((len(chosen),), float(self.hparams.sigma_b), dtype=torch.float64)
+            sigma = np.full(len(chosen), float(self.hparams.sigma_b), dtype=np.float64)
             return CertificationInputs(chosen, x, y, sigma, 0.0)
-        sigma = torch.from_numpy(self._sigma(split))[rows]
-        return CertificationInputs(chosen, x, y, sigma, self.r)
+        return CertificationInputs(chosen, x, y, self._sigma(split)[rows], self.r)
 
     def _evaluated(self, split: str) -> Split:
         """The split certification reads: "test", or "val" where one is carved off."""

@@ -98,9 +98,9 @@ def validation_accuracy(dim: int, sigma: float, scale: float, runs_dir: Path) ->
     size = datamodule.split_size("val")
     inputs = datamodule.certification_inputs(range(size), constant=True, split="val")
     smooth = Smooth(module.classifier.eval(), datamodule.num_classes, 0.0, SETTINGS)
-    certificates = smooth.certify_many(inputs.x, inputs.sigma.tolist(), inputs.indices)
+    certificates = smooth.certify_many(inputs.x, inputs.sigma, inputs.indices)
     predictions = np.array([c.prediction for c in certificates])
-    return float(np.mean(predictions == inputs.y.numpy()))
+    return float(np.mean(predictions == inputs.y))
 
 
 def calibrate(dim: int, sigma: float, target: float, runs_dir: Path) -> dict[str, Any]:

@@ -304,7 +304,7 @@ def disc(context: Context) -> Outcome:
     tag = f"{_tag('disc', DISC_OPTIONS)}-e{scale.epochs}"
     # the paper's 500 training points per class, none held out: no model is selected
     checkpoint = _train_one(context, "disc.yaml", tag, DISC_OPTIONS, scale.epochs, 0.0)
-    sigma_test = module.certification_inputs(range(module.test_size)).sigma.numpy()
+    sigma_test = module.certification_inputs(range(module.test_size)).sigma
     idrs_data = {"sigma_b": sigma_b, "r": DISC_RATE, "k": DISC_K, "m": DISC_M}
     runs = {
         "constant sigma 0.6": _certify_constant(

@@ -1,0 +1,151 @@
+"""The package's folders are its architecture: wings on floors, each importing only the floors
+below it, no import cycles, data and models side by side, the certification mathematics free
+of torch, and the commands on top (no library module imports one)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import idrs_lightning
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The package's root modules: the ground floor every wing may use.
+GROUND = {"validation", "errors", "settings", "noise", "normalization", "atomic_files"}
+GROUND |= {"directory_lock"}
+#: Wings from the bottom up: a wing imports the ground and the wings before it only.
+FLOORS = [
+    ["certification"],
+    ["smoothing"],
+    ["sigma"],
+    ["data", "models"],  # side by side: neither imports the other
+    ["reporting"],
+    ["training"],
+    ["certify_job"],
+    ["paper", "callbacks"],
+]
+#: Commands that only run (``[project.scripts]``, ``python -m``): they sit on top of every wing.
+COMMANDS = {
+    "idrs_lightning.sigma.precompute",
+    "idrs_lightning.reporting.compare",
+    "idrs_lightning.training.command",
+    "idrs_lightning.training.__main__",
+    "idrs_lightning.certify_job.command",
+    "idrs_lightning.certify_job.__main__",
+    "idrs_lightning.paper.__main__",
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in [*(ROOT / "idrs_lightning").rglob("*.py"), *(ROOT / "callbacks").rglob("*.py")]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """Our modules that ``path`` imports when it runs (not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    imported = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                imported.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    return imported & modules
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _runtime_imports(path, set(modules)) - {name} for name, path in modules.items()}
+
+
+def _wing(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "callbacks":
+        return "callbacks"
+    if len(parts) == 1 or parts[1] in GROUND:
+        return "ground"
+    return parts[1]
+
+
+def _floor(wing: str) -> int:
+    if wing == "ground":
+        return -1
+    return next(i for i, floor in enumerate(FLOORS) if wing in floor)
+
+
+def test_every_module_lives_in_a_wing_or_on_the_ground_floor() -> None:
+    for module in _graph():
+        wing = _wing(module)
+        assert wing == "ground" or any(wing in floor for floor in FLOORS), module
+
+
+def test_wings_import_only_the_floors_below_them() -> None:
+    upward = [
+        f"{module} -> {imported}"
+        for module, imports in _graph().items()
+        if module not in COMMANDS
+        for imported in imports
+        if _wing(imported) != _wing(module)
+        and _floor(_wing(imported)) >= _floor(_wing(module))
+        and imported != "idrs_lightning"
+    ]
+    assert not upward, upward
+
+
+def test_no_library_module_imports_a_command() -> None:
+    importers = [
+        f"{module} -> {imported}"
+        for module, imports in _graph().items()
+        if module not in COMMANDS
+        for imported in imports & COMMANDS
+    ]
+    assert not importers, importers
+
+
+def test_there_are_no_import_cycles() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in sorted(graph[module]):
+            assert state.get(imported) != 1, " -> ".join([*path, module, imported])
+            if imported not in state:
+                visit(imported, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_the_certification_mathematics_runs_without_torch() -> None:
+    code = (
+        "import sys, idrs_lightning.certification; "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_package_exports_resolve() -> None:
+    for name in idrs_lightning.__all__:
+        value = getattr(idrs_lightning, name)
+        assert importlib.import_module(value.__module__)
