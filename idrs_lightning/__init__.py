@@ -25,7 +25,7 @@ from typing import Any
 _EXPORTS = {
     "BaseClassifierModule": "idrs_lightning.training.module",
     "CertificationSettings": "idrs_lightning.settings",
-    "CertifyConfig": "idrs_lightning.certify_job.run",
+    "CertifyConfig": "idrs_lightning.certify_job.config",
     "InvalidSetting": "idrs_lightning.validation",
     "KnnSigma": "idrs_lightning.sigma.levels",
     "Smooth": "idrs_lightning.smoothing",
@@ -33,6 +33,7 @@ _EXPORTS = {
     "build_model": "idrs_lightning.models",
     "certification_summary": "idrs_lightning.reporting.metrics",
     "load_checkpoint": "idrs_lightning.certify_job.checkpoints",
+    "open_checkpoint": "idrs_lightning.certify_job.checkpoints",
     "run_certification": "idrs_lightning.certify_job.run",
 }
 __all__ = sorted(_EXPORTS)

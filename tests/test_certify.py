@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper, idrs_radius
+from idrs_lightning.certify_job.config import CertifyConfig
 from idrs_lightning.certify_job.results import read_rows
-from idrs_lightning.certify_job.run import CertifyConfig, run_certification
+from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.settings import CertificationSettings
 
 SMALL = CertificationSettings(n0=10, n=100)

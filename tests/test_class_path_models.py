@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from idrs_lightning.certify_job.checkpoints import classifier_module
+from idrs_lightning.certify_job.checkpoints import TrainedCheckpoint
 from idrs_lightning.models import Normalize, build_classifier, instantiate_network
 from idrs_lightning.training.checkpoint_file import read_checkpoint
 from idrs_lightning.training.module import BaseClassifierModule
@@ -70,7 +70,7 @@ def test_a_network_object_is_stored_by_its_class(tmp_path) -> None:
         tmp_path / "object.ckpt",
     )  # TinyConvNet() builds with its defaults (10 classes), which the data refuses
     with pytest.raises(InvalidSetting, match=r"TinyConvNet gives outputs of shape \(2, 10\)"):
-        classifier_module(read_checkpoint(str(tmp_path / "object.ckpt")))
+        TrainedCheckpoint(read_checkpoint(str(tmp_path / "object.ckpt"))).module()
 
 
 @pytest.mark.slow

@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from idrs_lightning.certify_job.checkpoints import foreign_classifier
+from idrs_lightning.certify_job.checkpoints import (
+    CohenCheckpoint,
+    TorchScriptCheckpoint,
+    open_checkpoint,
+)
+from idrs_lightning.certify_job.config import CertifyConfig
 from idrs_lightning.certify_job.results import read_rows
-from idrs_lightning.certify_job.run import CertifyConfig, run_certification
+from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.normalization import COHEN_CIFAR10_MEAN, COHEN_CIFAR10_STD
 from idrs_lightning.settings import CertificationSettings
-from idrs_lightning.training.checkpoint_file import read_checkpoint
 from idrs_lightning.training.module import BaseClassifierModule
 from tests.foreign_layouts import (
     cohen_model,
@@ -59,14 +63,13 @@ def cohen20(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
 
 
 def _load(path: Path, arch: str | None = None, classes: int = 3, shape=(3, 32, 32), stats=None):
-    return foreign_classifier(
-        read_checkpoint(str(path)), arch, classes, shape, stats or ((0.5,) * 3, (0.25,) * 3)
-    ).eval()
+    checkpoint = open_checkpoint(str(path))
+    return checkpoint.network(arch, classes, shape, stats or ((0.5,) * 3, (0.25,) * 3)).eval()
 
 
 def test_cohen_cifar_checkpoint_gives_the_source_logits(cohen20) -> None:
     model, path = cohen20
-    assert read_checkpoint(str(path)).format == "cohen"
+    assert isinstance(open_checkpoint(str(path)), CohenCheckpoint)
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(_load(path)(x), model(x), rtol=1e-5, atol=1e-5)
@@ -86,7 +89,7 @@ def test_plain_state_dict_and_torchscript_give_the_source_logits(cohen20, tmp_pa
     model, _ = cohen20
     save_plain_state_dict(tmp_path / "plain.pt", model[1])
     save_torchscript(tmp_path / "model.ts", model)
-    assert read_checkpoint(str(tmp_path / "model.ts")).format == "torchscript"
+    assert isinstance(open_checkpoint(str(tmp_path / "model.ts")), TorchScriptCheckpoint)
     x = torch.rand(3, 3, 32, 32)
     cohen_stats = (COHEN_CIFAR10_MEAN, COHEN_CIFAR10_STD)
     with torch.no_grad():

@@ -86,9 +86,8 @@ def test_results_are_byte_identical(case: str, tmp_path: Path, offline_env: dict
 def test_a_checkpoint_from_before_validation_splits_keeps_the_whole_split() -> None:
     """Written before validation splits existed: sigma(x)'s reference is the whole training
     split (val_fraction 0), so these files keep matching."""
-    from idrs_lightning.certify_job.checkpoints import training_data
-    from idrs_lightning.training.checkpoint_file import read_checkpoint
+    from idrs_lightning.certify_job.checkpoints import open_checkpoint
 
-    checkpoint = read_checkpoint(str(DATA / "digits_lenet.ckpt"))
-    assert "val_fraction" not in checkpoint.content["datamodule_hyper_parameters"]
-    assert training_data(checkpoint)["val_fraction"] == 0.0
+    checkpoint = open_checkpoint(str(DATA / "digits_lenet.ckpt"))
+    assert "val_fraction" not in checkpoint.file.content["datamodule_hyper_parameters"]
+    assert checkpoint.data_settings()["val_fraction"] == 0.0

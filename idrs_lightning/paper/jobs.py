@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from idrs_lightning.certify_job.config import CertifyConfig
 from idrs_lightning.certify_job.results import read_results
-from idrs_lightning.certify_job.run import CertifyConfig, run_certification
+from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.sweep import command_line, parameter_sets
 from idrs_lightning.validation import InvalidSetting
