@@ -44,12 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from idrs_lightning.certification.confidence import clopper_pearson_lower, clopper_pearson_upper
-from idrs_lightning.certification.radius import (
-    _PROBABILITY_SLACK,
-    _p_b_budget,
-    cohen_radius,
-    idrs_radius,
-)
+from idrs_lightning.certification.radius import cohen_radius, idrs_radius, p_b_budget
 from idrs_lightning.validation import (
     check_count,
     check_non_negative,
@@ -300,10 +295,10 @@ def _search_thresholds(
     guesses = [np.where(cohen, special.ndtr(z * (1.0 + _COHEN_BRACKET)), np.nan)]
     elastic = np.flatnonzero(~cohen)
     if elastic.size:
-        budget = _p_b_budget(z[elastic], r[elastic] * sigma[elastic], dim[elastic])
+        budget = p_b_budget(z[elastic], r[elastic] * sigma[elastic], dim[elastic])
         for shift in (-_BUDGET_BRACKET, _BUDGET_BRACKET):
             guess = np.full(radius.size, np.nan)
-            p_b = budget * (1.0 - _PROBABILITY_SLACK) * (1.0 + shift)
+            p_b = budget * (1.0 + shift)
             guess[elastic] = np.clip(1.0 - p_b, 0.5, _LARGEST_BELOW_ONE)
             guesses.append(guess)
     for guess in guesses:
