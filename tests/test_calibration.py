@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from idrs_lightning.data.sources import _default_options
+from idrs_lightning.data.sources import default_options
 from idrs_lightning.paper import calibration
 
 STORED = json.loads(calibration.JSON_PATH.read_text(encoding="utf-8"))
@@ -32,7 +32,7 @@ def test_stored_rows_are_table5_constant_sigma_fitted_on_trials() -> None:
 
 
 def test_fixed_generator_options_are_the_small_angle_and_the_defaults() -> None:
-    defaults = _default_options("cone")
+    defaults = default_options("cone")
     assert defaults["half_angle_deg"] == 5.0 and defaults["radial_df"] == 2.0
     del defaults["dim"], defaults["radial_scale"]
     assert STORED["generator"] == defaults == calibration.generator_options()

@@ -5,7 +5,7 @@ import pytest
 from scipy import integrate, optimize, special, stats
 
 from idrs_lightning.certification import cohen_radius, renyi_radius
-from idrs_lightning.certification.renyi import _zero_distance_divergence
+from idrs_lightning.certification.renyi import zero_distance_divergence
 
 
 def _brute_squared(sigma0, sigma1, dim, p_a, p_b, alpha):
@@ -87,7 +87,7 @@ def test_divergence_at_zero_distance_is_lemma_10(sigma1: float, alpha: float) ->
     mass, _ = integrate.quad(integrand, -60, 60, epsabs=0, epsrel=1e-13, limit=200)
     ref = np.log(mass) / (alpha - 1)
     t = 1 - sigma1**2
-    got = _zero_distance_divergence(np.array(alpha - 1), np.array(t), -t - np.log1p(-t))
+    got = zero_distance_divergence(np.array(alpha - 1), np.array(t), -t - np.log1p(-t))
     assert float(got) == pytest.approx(ref, rel=1e-8)
     assert got >= 0
 

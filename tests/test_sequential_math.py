@@ -18,13 +18,11 @@ from idrs_lightning.certification.sequential import (
     ZERO_RADIUS_THRESHOLD,
     SequentialCertifier,
     budget_thresholds,
-    confidence_sequence,
     look_schedule,
     radius_thresholds,
-    sequential_certify,
     settle,
-    stop_certificate,
 )
+from tests.sequential_reference import confidence_sequence, sequential_certify, stop_certificate
 
 LOOKS = look_schedule(100_000)
 SIGMA = 0.25

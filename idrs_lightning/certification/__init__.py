@@ -4,7 +4,9 @@ Confidence bounds and the abstain test (Cohen et al. 2019), Cohen's radius, a st
 non-central chi-square, the worst-case probabilities xi_> / xi_< (IDRS paper, Theorem 3),
 the IDRS certified radius (Theorem 7) and the curse-of-dimensionality thresholds (Theorem 4,
 Corollary 5, Figure 3), the Renyi-divergence radius with two noise levels (Appendix B.1,
-Theorem 14), and CERTIFY's decision from counts (bounds, abstain rule, radius).
+Theorem 14), CERTIFY's decision from counts (bounds, abstain rule, radius), and sequential
+CERTIFY: the look schedule, the per-radius thresholds on p_A's lower bound and the look-by-look
+certifier that stops an input once every radius of a grid is settled.
 """
 
 from idrs_lightning.certification.confidence import (
@@ -23,11 +25,8 @@ from idrs_lightning.certification.radius import cohen_radius, idrs_radius
 from idrs_lightning.certification.renyi import renyi_radius
 from idrs_lightning.certification.sequential import (
     SequentialCertifier,
-    budget_thresholds,
-    confidence_sequence,
     look_schedule,
     radius_thresholds,
-    sequential_certify,
 )
 from idrs_lightning.certification.xi import xi_greater, xi_less
 
@@ -35,12 +34,10 @@ __all__ = [
     "Decision",
     "SequentialCertifier",
     "binomial_abstain_test",
-    "budget_thresholds",
     "certified_radius",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "cohen_radius",
-    "confidence_sequence",
     "curse_threshold",
     "curse_threshold_simple",
     "decide",
@@ -52,7 +49,6 @@ __all__ = [
     "practical_threshold",
     "radius_thresholds",
     "renyi_radius",
-    "sequential_certify",
     "xi_greater",
     "xi_less",
 ]

@@ -74,8 +74,8 @@ def cohen_radius(sigma: ArrayLike, p_a: ArrayLike, p_b: ArrayLike | None = None)
     return np.where(z > 0.0, sigma * z * (1.0 - _CLOSED_FORM_SLACK), 0.0)
 
 
-def _p_b_budget(radius: FloatArray, rho: FloatArray, dim: FloatArray) -> FloatArray:
-    """Largest ``p_b`` for which every point at distance ``radius`` is certified (``sigma0 = 1``).
+def p_b_budget(radius: FloatArray, rho: FloatArray, dim: FloatArray) -> FloatArray:
+    """Theorem 7's budget: the largest ``p_b`` certified at distance ``radius`` (``sigma0 = 1``).
 
     Theorem 7 certifies distance R iff ``xi_>(R, e^{-rho R}) < 1/2`` and
     ``xi_<(R, e^{rho R}) < 1/2`` (Theorem 6 makes the two extreme ``sigma1`` the worst). Since
@@ -84,7 +84,9 @@ def _p_b_budget(radius: FloatArray, rho: FloatArray, dim: FloatArray) -> FloatAr
     ``S_0 = Z_1 - beta ||Z||^2``, ``beta = |1 - t^2| / (2R)`` and ``m`` the median of
     ``Z_1 - (beta / t) ||Z||^2`` (the statistics of :mod:`.xi` divided by ``2R``). The budget
     depends on ``(R, rho, N)`` only, not on ``p_a``, and is continuous at ``R = 0`` where it is
-    1/2 (``beta -> rho``).
+    1/2 (``beta -> rho``). The computed budget is lowered by a relative 1e-7 (the quadrature's
+    and the conditioning's error), so that a ``p_b`` below it is certified: :func:`idrs_radius`
+    solves against it, :func:`.radius_thresholds` starts its search from its inverse.
     """
     budgets = []
     for sign in (-1.0, 1.0):  # sigma1 = e^{-rho R} (xi_>) and e^{+rho R} (xi_<)
@@ -94,14 +96,14 @@ def _p_b_budget(radius: FloatArray, rho: FloatArray, dim: FloatArray) -> FloatAr
         median = quadric_quantile(0.5, 1.0, beta / t, dim, upper=True, rtol=_BUDGET_RTOL)
         tau = t**3 * median - sign * 0.5 * radius * (1.0 + t * t)
         budgets.append(quadric_tail(tau, 1.0, beta, dim, upper=sign < 0, rtol=_BUDGET_RTOL)[0])
-    return np.minimum(*budgets)
+    return np.minimum(*budgets) * (1.0 - _PROBABILITY_SLACK)
 
 
 def _unit_radius(rho: FloatArray, dim: FloatArray, p_b: FloatArray) -> FloatArray:
     """Theorem 7's radius for ``sigma0 = 1`` and semi-elasticity ``rho``; rounded down.
 
     Solves ``budget(R) = p_b`` by regula falsi (Illinois) on
-    ``G(R) = -PhiInv(budget(R) (1 - slack)) - PhiInv(1 - p_b)``, which is ``0`` at ``R = 0`` and
+    ``G(R) = -PhiInv(p_b_budget(R)) - PhiInv(1 - p_b)``, which is ``0`` at ``R = 0`` and
     exactly linear for ``rho = 0`` (Cohen's case), on the bracket ``[0, PhiInv(1 - p_b)]``
     (Theorem 15 bounds the radius by Cohen's). Only radii where ``G < 0`` was verified are
     returned.
@@ -111,8 +113,7 @@ def _unit_radius(rho: FloatArray, dim: FloatArray, p_b: FloatArray) -> FloatArra
     hi = target.copy()
 
     def excess(radius: FloatArray, idx: NDArray[np.intp]) -> FloatArray:
-        budget = _p_b_budget(radius, rho[idx], dim[idx]) * (1.0 - _PROBABILITY_SLACK)
-        return -special.ndtri(budget) - target[idx]
+        return -special.ndtri(p_b_budget(radius, rho[idx], dim[idx])) - target[idx]
 
     g_hi = excess(hi, np.arange(rho.size))
     capped = g_hi < 0.0  # numerically certified at Cohen's radius: Theorem 15 caps it there

@@ -74,7 +74,7 @@ def _log_cosh(y: FloatArray) -> FloatArray:
     return np.where(y < 20.0, small, large)
 
 
-def _zero_distance_divergence(u: FloatArray, t: FloatArray, g_minus_t: FloatArray) -> FloatArray:
+def zero_distance_divergence(u: FloatArray, t: FloatArray, g_minus_t: FloatArray) -> FloatArray:
     """``c(alpha)``: Lemma 10's divergence at ``mu1 = mu0`` (one dimension), ``alpha = 1 + u``.
 
     With ``t = 1 - sigma1^2 / sigma0^2`` (so ``sigma_alpha^2 = sigma0^2 (1 + u t)``),
@@ -173,7 +173,7 @@ def renyi_radius(
     Guarantee: every admissible order gives a valid certificate, so the largest value over the
     orders evaluated is a lower bound on the supremum, and the radius is sound provided no
     evaluation exceeds its exact value. Each evaluation is written without cancellation (see
-    ``_budget`` and ``_zero_distance_divergence``) and rounded down by a relative slack of 1e-10
+    ``_budget`` and :func:`zero_distance_divergence`) and rounded down by a relative slack of 1e-10
     on each term: ``R^2 = prefactor (1 - 1e-10) (budget (1 - 1e-10) - N c (1 + 1e-10))``, which
     covers their rounding (< 1e-13 relative) even where budget and ``N c`` nearly cancel.
 
@@ -230,7 +230,7 @@ def renyi_radius(
     def squared_radius(x: FloatArray) -> FloatArray:
         u = np.exp(x)
         budget = _budget(u, sum_ab, slack_mass, half_log_gm, half_log_ratio)
-        divergence = dim * _zero_distance_divergence(u, t, g_minus_t)
+        divergence = dim * zero_distance_divergence(u, t, g_minus_t)
         bracket = budget * (1.0 - _SLACK) - divergence * (1.0 + _SLACK)
         prefactor = 2.0 * sigma0 * sigma0 * (1.0 + u * t) / (1.0 + u) * (1.0 - _SLACK)
         return np.where(bracket > 0.0, prefactor * bracket, 0.0)

@@ -8,20 +8,18 @@ early without losing the guarantee:
 
 * :func:`look_schedule`: the sample counts (the *looks*) at which the bounds are examined, fixed
   before any sample is drawn;
-* :func:`confidence_sequence`: Clopper-Pearson bounds at every look, at level ``alpha / J`` for a
-  schedule of ``J`` looks, so that they hold at all looks simultaneously (a union bound);
 * :func:`radius_thresholds`: per input and grid radius R, the smallest ``p_A`` lower bound whose
   certified radius (:func:`.cohen_radius` or :func:`.idrs_radius`) reaches R;
 * :func:`budget_thresholds`: per threshold, the smallest top-class rate whose lower bound at the
   last look (``n_max`` samples) reaches it;
-* :func:`settle` and :class:`SequentialCertifier` (look by look) or :func:`sequential_certify`
-  (all looks at once): at every look a grid radius is *certified* when the lower bound reaches
-  its threshold, *impossible* when the upper bound falls below the threshold, and *beyond the
-  budget* when the upper bound falls below the budget threshold (so ``n_max`` samples would not
-  certify it either); an input stops when every radius is certified or beyond the budget, or at
-  the last look;
-* :func:`stop_certificate`: the radius from the lower bound at the stopping look, which is what
-  a report states ("certified at R" means this radius is ``>= R``).
+* :func:`settle` and :class:`SequentialCertifier`: at every look, Clopper-Pearson bounds at
+  level ``alpha / J`` for a schedule of ``J`` looks (a confidence sequence: by the union bound
+  they hold at all looks simultaneously); a grid radius is *certified* when the lower bound
+  reaches its threshold, *impossible* when the upper bound falls below the threshold, and
+  *beyond the budget* when the upper bound falls below the budget threshold (so ``n_max``
+  samples would not certify it either); an input stops when every radius is certified or
+  beyond the budget, or at the last look. The certified radius is that of the lower bound at
+  the stopping look.
 
 The counts are those of the class selected beforehand (Cohen et al.'s ``n0`` selection
 samples, independent of the estimation samples counted here); the runner-up is bounded by
@@ -44,12 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from idrs_lightning.certification.confidence import clopper_pearson_lower, clopper_pearson_upper
-from idrs_lightning.certification.radius import (
-    _PROBABILITY_SLACK,
-    _p_b_budget,
-    cohen_radius,
-    idrs_radius,
-)
+from idrs_lightning.certification.radius import cohen_radius, idrs_radius, p_b_budget
 from idrs_lightning.validation import (
     check_count,
     check_non_negative,
@@ -101,7 +94,7 @@ def look_schedule(n_max: int, first: int = 1000, ratio: float = 2.0) -> IntArray
     Notes
     -----
     The schedule must be fixed before any sample is drawn: the union bound of
-    :func:`confidence_sequence` splits ``alpha`` over its length. Fewer looks cost less
+    :class:`SequentialCertifier` splits ``alpha`` over its length. Fewer looks cost less
     (``alpha / J`` per look), more looks stop closer to the first moment a radius is settled.
     """
     total = int(check_count("n_max", n_max, minimum=1))
@@ -142,65 +135,6 @@ def _check_thresholds(thresholds: ArrayLike) -> FloatArray:
             f"thresholds must lie in (0.5, 1] or be +inf, got {float(array[bad].flat[0])!r}"
         )
     return array
-
-
-def confidence_sequence(
-    successes: ArrayLike, looks: ArrayLike, alpha: float
-) -> tuple[FloatArray, FloatArray]:
-    """Anytime-valid lower and upper bounds on a Bernoulli mean at the looks of one schedule.
-
-    Each look ``j`` gets the one-sided Clopper-Pearson bounds of its cumulative count at level
-    ``alpha / J``, ``J = len(looks)``. By the union bound over the ``J`` looks, with
-    probability at least ``1 - alpha``
-
-    .. math:: p \\ge \\mathrm{lower}_j \\quad \\text{for every look } j \\text{ simultaneously},
-
-    and, separately, with probability at least ``1 - alpha``, ``p <= upper_j`` for every ``j``.
-    A simultaneous statement covers whichever look is reported, however it was chosen: the
-    bound at a data-dependent stopping look, and the running maximum
-    ``max_{i <= j} lower_i`` (running minimum of the upper bounds), are valid too.
-
-    Parameters
-    ----------
-    successes : array_like of int, shape ``(..., m)`` with ``1 <= m <= J``
-        Cumulative successes at the first ``m`` looks (last axis): ``successes[..., j]`` of
-        ``looks[j]`` draws, for any number of independent streams (inputs) in the leading axes.
-        Fewer columns than looks is a stream observed so far; the level stays ``alpha / J``.
-    looks : array_like of int, shape ``(J,)``
-        The whole schedule (e.g. :func:`look_schedule`), strictly increasing, fixed in advance.
-    alpha : float in ``(0, 1)``
-        Error probability of each of the two sequences.
-
-    Returns
-    -------
-    lower, upper : ndarray, the shape of ``successes``
-        Per-look bounds (not running extrema).
-
-    Notes
-    -----
-    A certificate only needs the lower sequence: it states ``p_A >= lower`` at the stopping
-    look, which fails only if some ``lower_j`` exceeds ``p_A``, probability ``<= alpha``,
-    whatever rule chose the look. The upper sequence only decides when to stop (a radius
-    whose threshold it falls below is given up on). If it errs, the input stops early with a
-    smaller lower bound, a smaller radius that is still valid. So the certificate's whole
-    ``alpha`` goes to the lower sequence, split over the ``J`` looks, and the upper one costs
-    nothing. The price of looking ``J`` times is a lower bound at ``alpha / J`` instead of
-    ``alpha``: at ``alpha = 0.001``, ``n = 100,000`` and ``p = 0.999``, ``J = 8`` lowers it
-    by about 6e-5.
-    """
-    sizes = _check_looks(looks)
-    level = _check_alpha(alpha)
-    counts = check_count("successes", successes)
-    if counts.ndim == 0 or not 1 <= counts.shape[-1] <= sizes.size:
-        raise ValueError(
-            f"successes must have between 1 and {sizes.size} looks on its last axis, "
-            f"got shape {counts.shape}"
-        )
-    n = sizes[: counts.shape[-1]]
-    if (counts > n).any():
-        raise ValueError("successes must not exceed the look sizes")
-    per_look = level / sizes.size
-    return clopper_pearson_lower(counts, n, per_look), clopper_pearson_upper(counts, n, per_look)
 
 
 def _check_design(
@@ -300,10 +234,10 @@ def _search_thresholds(
     guesses = [np.where(cohen, special.ndtr(z * (1.0 + _COHEN_BRACKET)), np.nan)]
     elastic = np.flatnonzero(~cohen)
     if elastic.size:
-        budget = _p_b_budget(z[elastic], r[elastic] * sigma[elastic], dim[elastic])
+        budget = p_b_budget(z[elastic], r[elastic] * sigma[elastic], dim[elastic])
         for shift in (-_BUDGET_BRACKET, _BUDGET_BRACKET):
             guess = np.full(radius.size, np.nan)
-            p_b = budget * (1.0 - _PROBABILITY_SLACK) * (1.0 + shift)
+            p_b = budget * (1.0 + shift)
             guess[elastic] = np.clip(1.0 - p_b, 0.5, _LARGEST_BELOW_ONE)
             guesses.append(guess)
     for guess in guesses:
@@ -367,7 +301,7 @@ def budget_thresholds(thresholds: ArrayLike, n_max: int, level: float) -> FloatA
     n_max : int, ``>= 1``
         The last look of the schedule.
     level : float in ``(0, 1)``
-        The lower bound's level there (``alpha / J`` for :func:`confidence_sequence`).
+        The lower bound's level there (``alpha / J`` for :class:`SequentialCertifier`).
 
     Returns
     -------
@@ -407,7 +341,7 @@ def settle(
     ----------
     lower, upper : array_like, shape ``(...)``
         Lower and upper confidence bounds on ``p_A`` per input (e.g. the running extrema of
-        :func:`confidence_sequence`).
+        :class:`SequentialCertifier`'s confidence sequence).
     thresholds : array_like, shape ``(..., K)``
         :func:`radius_thresholds` of each input's grid: in ``(1/2, 1]`` or ``+inf``.
 
@@ -499,12 +433,25 @@ class SequentialCertifier:
 
     Notes
     -----
-    At each look ``j`` the bounds are those of :func:`confidence_sequence` (level
-    ``alpha / J``); the running maximum of the lower and minimum of the upper ones are kept,
-    valid because the sequences hold at all looks at once. An input stops at the first look
-    where every grid radius is certified or beyond the budget (the upper bound below
-    :func:`budget_thresholds` at ``n_max = looks[-1]``), which covers abstaining (an upper
-    bound ``<= 1/2`` puts every radius beyond it), or at the last look.
+    At each look ``j`` the bounds are the one-sided Clopper-Pearson bounds of the cumulative
+    count at level ``alpha / J``, ``J = len(looks)``. By the union bound over the ``J`` looks,
+    with probability at least ``1 - alpha``
+
+    .. math:: p_A \\ge \\mathrm{lower}_j \\quad \\text{for every look } j \\text{ simultaneously},
+
+    and, separately, ``p_A <= upper_j`` for every ``j``. A simultaneous statement covers
+    whichever look is reported, however it was chosen: the bound at a data-dependent stopping
+    look, and the running maximum of the lower (minimum of the upper) bounds kept here, are
+    valid too. The certificate needs only the lower sequence; the upper one only decides when
+    to stop, and if it errs the input stops early with a smaller lower bound, a smaller radius
+    that is still valid. So the whole ``alpha`` goes to the lower sequence and the upper one
+    costs nothing. The price of looking ``J`` times is a lower bound at ``alpha / J`` instead
+    of ``alpha``: at ``alpha = 0.001``, ``n = 100,000`` and ``p = 0.999``, ``J = 8`` lowers it
+    by about 6e-5.
+
+    An input stops at the first look where every grid radius is certified or beyond the budget
+    (the upper bound below :func:`budget_thresholds` at ``n_max = looks[-1]``), which covers
+    abstaining (an upper bound ``<= 1/2`` puts every radius beyond it), or at the last look.
     """
 
     def __init__(self, thresholds: ArrayLike, looks: ArrayLike, alpha: float) -> None:
@@ -569,7 +516,7 @@ class SequentialCertifier:
             raise ValueError(
                 f"n_success must be cumulative: between the previous count and {drawn} more"
             )
-        # confidence_sequence's bounds at look j alone (level alpha / J)
+        # the confidence sequence at look j: Clopper-Pearson at level alpha / J
         per_look = self._alpha / self._looks.size
         lower = clopper_pearson_lower(k, self._looks[j], per_look)
         upper = clopper_pearson_upper(k, self._looks[j], per_look)
@@ -599,90 +546,3 @@ class SequentialCertifier:
             beyond_budget=self._beyond_budget.copy(),
             settled=(self._certified | self._beyond_budget).all(axis=1),
         )
-
-
-def sequential_certify(
-    successes: ArrayLike, looks: ArrayLike, thresholds: ArrayLike, alpha: float
-) -> SequentialResult:
-    """Sequential CERTIFY from the counts of whole streams (simulation and replay).
-
-    Parameters
-    ----------
-    successes : array_like of int, shape ``(inputs, m)``, ``m <= J``
-        Cumulative top-class counts at the first ``m`` looks; the columns after an input's
-        stopping look are ignored (they may be anything valid, e.g. the stream continued).
-    looks : array_like of int, shape ``(J,)``
-        The schedule.
-    thresholds : array_like, shape ``(K,)`` or ``(inputs, K)``
-        :func:`radius_thresholds`, shared by all inputs or per input.
-    alpha : float in ``(0, 1)``
-
-    Returns
-    -------
-    SequentialResult
-        Exactly what :class:`SequentialCertifier` returns after the same looks.
-    """
-    counts = check_count("successes", successes)
-    if counts.ndim != 2:
-        raise ValueError(f"successes must have shape (inputs, looks), got {counts.shape}")
-    limit = _check_thresholds(thresholds)
-    if limit.ndim not in (1, 2):
-        raise ValueError(f"thresholds must have shape (K,) or (inputs, K), got {limit.shape}")
-    limit = np.broadcast_to(limit, (counts.shape[0], limit.shape[-1]))
-    certifier = SequentialCertifier(limit, looks, alpha)
-    if counts.shape[1] > certifier._looks.size:
-        raise ValueError(
-            f"successes has {counts.shape[1]} looks, the schedule only {certifier._looks.size}"
-        )
-    for j in range(counts.shape[1]):
-        if certifier.finished:
-            break
-        certifier.update(counts[:, j])
-    return certifier.result()
-
-
-class Certificate(NamedTuple):
-    """What a report states: ``radius`` per input and ``certified`` per grid radius."""
-
-    radius: FloatArray
-    certified: BoolArray
-
-
-def stop_certificate(
-    p_a_lower: ArrayLike,
-    radii: ArrayLike,
-    sigma: ArrayLike,
-    r: ArrayLike = 0.0,
-    dim: ArrayLike = 1,
-) -> Certificate:
-    """The certified radius from the lower bound at the stopping look, and the grid it covers.
-
-    Parameters
-    ----------
-    p_a_lower : array_like, shape ``(inputs,)``, in ``[0, 1]``
-        :attr:`SequentialResult.p_a_lower`.
-    radii : array_like, shape ``(K,)``
-        The grid.
-    sigma, r, dim : array_like
-        As in :func:`radius_thresholds`, broadcast against ``p_a_lower``.
-
-    Returns
-    -------
-    Certificate
-        ``radius``: :func:`.idrs_radius` at ``p_a_lower`` (:func:`.cohen_radius` where
-        ``r = 0``), 0 where ``p_a_lower <= 1/2`` (abstain). ``certified[i, k]``:
-        ``p_a_lower > 1/2`` and ``radius >= radii[k]``: the final judge of "certified at R".
-        It includes :attr:`SequentialResult.certified` exactly for Cohen's radius (tested)
-        and up to the ~1e-9 relative resolution of the IDRS radius (see
-        :func:`radius_thresholds`).
-    """
-    low = check_probability("p_a_lower", p_a_lower)
-    grid, sigma, rate, size = _check_design(radii, sigma, r, dim)
-    low, sigma, rate, size = np.broadcast_arrays(low, sigma, rate, size)
-    predicts = low > 0.5
-    radius = np.zeros(low.shape)
-    if predicts.any():
-        radius[predicts] = idrs_radius(
-            sigma[predicts], rate[predicts], size[predicts], low[predicts]
-        )
-    return Certificate(radius, predicts[..., None] & (radius[..., None] >= grid))

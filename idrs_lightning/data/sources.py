@@ -63,6 +63,7 @@ __all__ = [
     "ArraySplit",
     "FolderSplit",
     "Split",
+    "default_options",
     "load_split",
     "normalization",
 ]
@@ -153,7 +154,9 @@ def load_split(
     return load_vision(name, split, Path(root), download, **settings)
 
 
-def _default_options(name: str) -> dict[str, Any]:
+def default_options(name: str) -> dict[str, Any]:
+    """The options :func:`load_split` uses for data set ``name`` where the caller gives none (a
+    new dict: the caller may change it)."""
     synthetic = {"per_class_train": 500, "per_class_test": 100, "radial_df": 2.0, "seed": 0}
     return {
         "mnist": {},
@@ -173,7 +176,7 @@ def _default_options(name: str) -> dict[str, Any]:
 
 
 def _resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    defaults = _default_options(name)
+    defaults = default_options(name)
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         allowed = ", ".join(sorted(defaults)) or "none"

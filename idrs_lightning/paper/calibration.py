@@ -48,7 +48,7 @@ import numpy as np
 
 from idrs_lightning.certify_job.checkpoints import load_checkpoint
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.data.sources import _default_options
+from idrs_lightning.data.sources import default_options
 from idrs_lightning.paper.jobs import train_grid
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import Smooth
@@ -77,7 +77,7 @@ def generator_options() -> dict[str, Any]:
 
     The half-angle is :data:`HALF_ANGLE_DEG` whatever the generator's default.
     """
-    options = _default_options("cone")
+    options = default_options("cone")
     del options["dim"], options["radial_scale"]
     options["half_angle_deg"] = HALF_ANGLE_DEG
     return options

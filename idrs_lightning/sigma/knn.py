@@ -69,7 +69,9 @@ def _gpu_faiss() -> bool:
     return faiss_available() and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def _flat(data: NDArray) -> NDArray[np.float32]:
+def flat_rows(data: NDArray) -> NDArray[np.float32]:
+    """Each row of ``(n, ...)`` flattened into a contiguous float32 ``(n, features)`` array: the
+    layout the in-memory and the sharded searches take."""
     return np.ascontiguousarray(np.asarray(data, dtype=np.float32).reshape(len(data), -1))
 
 
@@ -122,8 +124,8 @@ def mean_knn_distance(
     -------
     ndarray of float64, shape (n,)
     """
-    query = _flat(queries)
-    base = _flat(database)
+    query = flat_rows(queries)
+    base = flat_rows(database)
     if query.shape[1] != base.shape[1]:
         raise ValueError(
             f"queries have {query.shape[1]} features but the database has {base.shape[1]}"

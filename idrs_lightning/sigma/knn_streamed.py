@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from numpy.typing import NDArray
 
-from idrs_lightning.sigma.knn import _flat, k_nearest_exact, merge_smallest
+from idrs_lightning.sigma.knn import flat_rows, k_nearest_exact, merge_smallest
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,13 @@ def streamed_mean_knn_distance(
         if start in done and len(done[start]) == stop - start:
             result[start:stop] = done[start]
             continue
-        query = _flat(queries.rows(np.arange(start, stop)))
+        query = flat_rows(queries.rows(np.arange(start, stop)))
         query64 = query.astype(np.float64)
         own = None if self_index is None else np.asarray(self_index[start:stop], dtype=np.int64)
         best = np.full((stop - start, 0), np.inf)
         for base_start in range(mine.start, mine.stop, database_chunk):
             base_stop = min(base_start + database_chunk, mine.stop)
-            base = _flat(database.rows(np.arange(base_start, base_stop)))
+            base = flat_rows(database.rows(np.arange(base_start, base_stop)))
             if base.shape[1] != query.shape[1]:
                 raise ValueError(
                     f"queries have {query.shape[1]} features but the database has {base.shape[1]}"
