@@ -266,13 +266,12 @@ def section_certify(size: Size, device: torch.device) -> None:
 
 def section_sequential(size: Size, device: torch.device) -> None:
     _require("scipy")
-    from idrs_lightning.reporting.metrics import default_radii
-    from idrs_lightning.settings import CertificationSettings
+    from idrs_lightning.settings import CertificationSettings, radius_grid
     from idrs_lightning.smoothing import Smooth
 
     model = _frozen_model(size, device)
     sigma_b = 0.25
-    grid = default_radii(sigma_b)
+    grid = radius_grid(None, sigma_b)
     modes = ("fixed-n", "sequential")
     smooth = {
         mode: Smooth(

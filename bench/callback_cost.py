@@ -5,7 +5,8 @@ evaluation at r = 0.01). What is compared, in every round:
 
 * one training epoch (``trainer.fit``, one epoch, no validation), always from the same initial
   weights and seed, so every round trains the same model on the same batches;
-* the callback with its default settings certifying its subset once
+* the callback as ``configs/with_certification.yaml`` configures it (sequential CERTIFY, at
+  most 10,000 samples per input) certifying its subset once
   (``CertificationCallback.certify``), always on the same trained weights (those after a first,
   warm-up epoch);
 * the floor: the bare forward passes of exactly the noisy rows the callback feeds the model
@@ -27,9 +28,11 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+import yaml
 from _common import (
     Interleaved,
     flush_subnormals,
@@ -41,6 +44,7 @@ from _common import (
 
 from callbacks.certification import CertificationCallback
 from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.module import BaseClassifierModule
 
 BATCH = 256
@@ -55,6 +59,19 @@ class _AfterBatch(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx == self.at:
             self.run(trainer)
+
+
+CALLBACK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "with_certification.yaml"
+
+
+def _configured_callback(num_examples: int | None) -> CertificationCallback:
+    """The callback as the repository's certification config builds it."""
+    (entry,) = yaml.safe_load(CALLBACK_CONFIG.read_text())["trainer"]["callbacks"]
+    arguments = dict(entry["init_args"])
+    settings = CertificationSettings(**arguments.pop("settings"))
+    if num_examples is not None:
+        arguments["num_examples"] = num_examples
+    return CertificationCallback(settings, **arguments)
 
 
 def _trainer(callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
@@ -98,9 +115,7 @@ def main() -> None:
         sample_shape=tuple(datamodule.sample_shape),
     )
     initial = copy.deepcopy(module.state_dict())
-    callback = CertificationCallback(
-        **({} if args.num_examples is None else {"num_examples": args.num_examples})
-    )
+    callback = _configured_callback(args.num_examples)
     batches_per_epoch = -(-len(datamodule.datasets["train"]) // BATCH)
 
     def epoch(callbacks: list[pl.Callback] | None = None) -> tuple[pl.Trainer, float]:

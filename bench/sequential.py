@@ -47,8 +47,8 @@ from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_
 from idrs_lightning.certification.sequential import look_schedule, radius_thresholds
 from idrs_lightning.certify_job.checkpoints import load_checkpoint
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.reporting.metrics import certified_accuracy, default_radii
-from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.reporting.metrics import certified_accuracy
+from idrs_lightning.settings import CertificationSettings, radius_grid
 from idrs_lightning.smoothing import ABSTAIN, Certificate, Smooth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def main() -> None:
     datamodule.setup("test")
     indices = datamodule.evaluation_subset(args.inputs).tolist()
     sigma_b = float(datamodule.hparams.sigma_b)
-    grid = default_radii(sigma_b)
+    grid = radius_grid(None, sigma_b)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     classifier = module.classifier.to(device).eval()
     for parameter in classifier.parameters():

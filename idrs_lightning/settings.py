@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from idrs_lightning.noise import NOISE_BLOCK
 from idrs_lightning.validation import InvalidSetting, check_float, check_int
 
-__all__ = ["CertificationSettings", "InvalidSetting"]
+__all__ = ["CertificationSettings", "InvalidSetting", "radius_grid"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,12 @@ class CertificationSettings:
     def blocks_per_batch(self) -> int:
         """Whole noise blocks per forward pass."""
         return self.batch_size // NOISE_BLOCK
+
+
+def radius_grid(radii: list[float] | None, sigma_b: float) -> list[float]:
+    """The radius grid of the summary tables and of sequential CERTIFY's stopping rule:
+    ``radii`` where given, else 0 to 3 sigma_b in steps of sigma_b / 4 (the paper's Figure 4
+    range)."""
+    if radii:
+        return list(radii)
+    return [round(float(r), 4) for r in np.arange(0.0, 3.0 * sigma_b + 1e-9, sigma_b / 4)]

@@ -10,10 +10,15 @@ from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.certification import CertificationCallback
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.reporting.metrics import certification_summary, default_radii
-from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.reporting.metrics import certification_summary
+from idrs_lightning.settings import CertificationSettings, radius_grid
 from idrs_lightning.smoothing import Smooth
 from idrs_lightning.training.module import BaseClassifierModule
+
+#: The callback's settings in these tests: sequential CERTIFY with at most 128 samples per
+#: input, and fixed n with the runner-up bound of Appendix B.5.
+SEQUENTIAL = CertificationSettings(n0=16, n=128, batch_size=512, sequential=True)
+TWO_SIDED = CertificationSettings(n0=16, n=128, batch_size=512, separate_pb=True)
 
 
 def _fit(tmp_path, callback: CertificationCallback, epochs: int = 2) -> tuple[pl.Trainer, dict]:
@@ -38,7 +43,7 @@ def _fit(tmp_path, callback: CertificationCallback, epochs: int = 2) -> tuple[pl
 
 def test_logs_certification_every_n_epochs(tmp_path) -> None:
     callback = CertificationCallback(
-        every_n_epochs=2, num_examples=20, n0=16, n=128, compare_constant=True
+        SEQUENTIAL, every_n_epochs=2, num_examples=20, compare_constant=True
     )
     trainer, metrics = _fit(tmp_path, callback, epochs=2)
     # The same numbers from Smooth on the DataModule's evaluation subset, certified directly.
@@ -51,7 +56,7 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
         inputs.y,
         [c.prediction for c in certs],
         [c.radius for c in certs],
-        default_radii(0.25),
+        radius_grid(None, 0.25),
         10,
     )
     assert float(metrics["certify/clean_accuracy"]) == pytest.approx(expected["clean_accuracy"])
@@ -76,7 +81,7 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
 
 
 def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
-    callback = CertificationCallback(num_examples=12, n0=16, n=128)
+    callback = CertificationCallback(SEQUENTIAL, num_examples=12)
     _, first = _fit(tmp_path / "a", callback, epochs=1)
     _, second = _fit(tmp_path / "b", callback, epochs=1)
     keys = [k for k in first if k.startswith("certify/")]
@@ -96,13 +101,13 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
 
     # With the runner-up bound of Appendix B.5 the same counts give other radii (p_a is then
     # taken at alpha / 2, and p_b replaces 1 - p_a).
-    two_sided = CertificationCallback(num_examples=12, n0=16, n=128, separate_pb=True)
+    two_sided = CertificationCallback(TWO_SIDED, num_examples=12)
     other = two_sided.certify(trainer, module)
     assert other["count"] == 12
     assert other["average_certified_radius"] != summary["average_certified_radius"] > 0.0
 
     # The evaluation shortcut: the same certified accuracy, clean accuracy and ACR.
-    shortcut = CertificationCallback(num_examples=12, n0=16, n=128, skip_misclassified=True)
+    shortcut = CertificationCallback(SEQUENTIAL, num_examples=12, skip_misclassified=True)
     quick = shortcut.certify(trainer, module)
     assert summary["clean_accuracy"] < 1.0  # some inputs are skipped
     for key in ("certified_accuracy", "clean_accuracy", "average_certified_radius"):
@@ -113,9 +118,6 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
     ("kwargs", "message"),
     [
         ({"every_n_epochs": 0}, "every_n_epochs must be at least 1"),
-        ({"n0": 100, "n": 10}, r"n0 must not exceed n \(10\), got 100"),
-        ({"batch_size": 50}, "batch_size must be an integer >= 100, got 50"),
-        ({"alpha": 2.0}, r"alpha must be a number in \(0.0, 1.0\), got 2.0"),
         ({"num_examples": 0}, "num_examples must be at least 1"),
     ],
 )
@@ -124,8 +126,12 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
         CertificationCallback(**kwargs)
 
 
+def test_the_default_settings_are_certify_py_s() -> None:
+    assert CertificationCallback().certification.settings == CertificationSettings()
+
+
 def test_more_examples_than_the_validation_split_are_refused_before_training(tmp_path) -> None:
-    callback = CertificationCallback(num_examples=100_000, n0=16, n=128)
+    callback = CertificationCallback(SEQUENTIAL, num_examples=100_000)
     with pytest.raises(ValueError, match=r"num_examples \(100000\) exceeds the validation split"):
         _fit(tmp_path, callback, epochs=1)
     assert not list(tmp_path.glob("lightning_logs/*/certification"))
@@ -152,7 +158,7 @@ def test_the_callback_certifies_validation_inputs_only(tmp_path) -> None:
         max_epochs=1,
         accelerator="cpu",
         logger=False,
-        callbacks=[CertificationCallback(num_examples=12, n0=16, n=128, compare_constant=True)],
+        callbacks=[CertificationCallback(SEQUENTIAL, num_examples=12, compare_constant=True)],
         enable_progress_bar=False,
         enable_checkpointing=False,
         limit_train_batches=2,
@@ -169,7 +175,7 @@ def test_the_callback_needs_a_validation_split(tmp_path) -> None:
         max_epochs=1,
         accelerator="cpu",
         logger=False,
-        callbacks=[CertificationCallback(num_examples=12, n0=16, n=128)],
+        callbacks=[CertificationCallback(SEQUENTIAL, num_examples=12)],
         enable_progress_bar=False,
         enable_checkpointing=False,
     )

@@ -13,13 +13,8 @@ import pytest
 import yaml
 from wandb_records import read_run
 
-from idrs_lightning.reporting.dashboard import (
-    directory_name,
-    flat_config,
-    run_id,
-    run_label,
-    summary_entries,
-)
+from idrs_lightning.reporting.wandb_logging import flat_config, run_id, summary_entries
+from idrs_lightning.training.run_names import directory_name, run_label
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +73,11 @@ CALLBACK = {
         "callbacks": [
             {
                 "class_path": "callbacks.certification.CertificationCallback",
-                "init_args": {"num_examples": 20, "n0": 16, "n": 2000, "compare_constant": True},
+                "init_args": {
+                    "num_examples": 20,
+                    "settings": {"n0": 16, "n": 2000, "sequential": True},
+                    "compare_constant": True,
+                },
             }
         ]
     }
@@ -166,7 +165,7 @@ def test_training_and_certification_runs_read_back(tmp_path: Path, offline_env: 
     folder = run_dir / "certification"
     assert (folder / "epoch_2.png").exists() and (folder / "epoch_2.pdf").exists()
     record = json.loads((folder / "epoch_2.json").read_text())
-    assert record["settings"]["epoch"] == 2 and record["settings"]["certify_callback.n"] == 2000
+    assert record["settings"]["epoch"] == 2 and record["settings"]["certify_callback"]["n"] == 2000
     assert len(record["radius"]) == len(record["correct"]) == 20
 
     # certification: a run linked to the training run, resumed into one W&B run

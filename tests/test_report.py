@@ -14,17 +14,16 @@ from idrs_lightning.certify_job.results import COLUMNS, HEADER, read_results
 from idrs_lightning.reporting.compare import compare
 from idrs_lightning.reporting.compare import main as compare_main
 from idrs_lightning.reporting.metrics import certification_summary
-from idrs_lightning.reporting.report import (
-    INSIDE_LEGEND,
-    certified_accuracy_figure,
+from idrs_lightning.reporting.plots import INSIDE_LEGEND, certified_accuracy_figure
+from idrs_lightning.reporting.report import write_run_report
+from idrs_lightning.reporting.tables import (
     comparison_table,
     curve_label,
     format_table,
-    log_run_to_wandb,
     run_name,
     scalars,
-    write_run_report,
 )
+from idrs_lightning.reporting.wandb_logging import log_run_to_wandb
 
 # Six inputs, three classes: correct with radius 0.5 / 0.2 / 0.0; wrong; abstain; correct 1.0.
 LABELS = [0, 0, 1, 1, 2, 2]

@@ -20,7 +20,7 @@ from idrs_lightning.smoothing import ABSTAIN, Smooth
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = 0.25
-GRID = [round(SIGMA * k / 4, 4) for k in range(13)]  # 0 .. 3 sigma, as default_radii
+GRID = [round(SIGMA * k / 4, 4) for k in range(13)]  # 0 .. 3 sigma, as radius_grid
 
 
 class HalfSpace(nn.Module):

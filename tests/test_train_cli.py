@@ -15,6 +15,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.certification import CertificationCallback
+from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.module import BaseClassifierModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,13 +80,16 @@ def test_certification_config_instantiates_the_callback(tmp_path, train_main) ->
     found = [c for c in cli.trainer.callbacks if isinstance(c, CertificationCallback)]
     assert len(found) == 1, cli.trainer.callbacks
     (callback,) = found
-    arguments = entry["init_args"]
-    assert callback.radii == arguments["radii"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    arguments = dict(entry["init_args"])
+    settings = CertificationSettings(**arguments.pop("settings"))
+    assert callback.certification.settings == settings
+    assert callback.certification.radii == arguments["radii"] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert callback.compare_constant is arguments["compare_constant"] is True
     # every argument reached the instance: it equals one built from the YAML's init_args ...
-    assert vars(callback) == vars(CertificationCallback(**arguments))
+    built = CertificationCallback(settings, **arguments)
+    assert callback.options() == built.options()
     # ... and the YAML is not a no-op
-    assert vars(callback) != vars(CertificationCallback())
+    assert callback.options() != CertificationCallback().options()
     # the run directory's checkpoint callback is still added next to the configured one
     assert any(isinstance(c, ModelCheckpoint) for c in cli.trainer.callbacks)
 
@@ -188,7 +192,7 @@ def test_certification_callback_under_ddp(tmp_path, offline_env) -> None:
         "trainer:\n"
         "  callbacks:\n"
         "    - class_path: callbacks.certification.CertificationCallback\n"
-        "      init_args: {num_examples: 11, n0: 16, n: 128}\n"
+        "      init_args: {num_examples: 11, settings: {n0: 16, n: 128, sequential: true}}\n"
     )
     result = _train_ddp(tmp_path, offline_env, f"--config={config}")
     assert result.returncode == 0, result.stderr[-3000:]

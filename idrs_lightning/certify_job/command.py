@@ -25,7 +25,7 @@ from idrs_lightning.certify_job.config import CertifyConfig
 from idrs_lightning.certify_job.evaluation import PRECISIONS
 from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.errors import OneLineParser, exit_on_user_error
-from idrs_lightning.reporting.report import format_table
+from idrs_lightning.reporting.tables import format_table
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 
 DESCRIPTION = "Certify a trained checkpoint with randomized smoothing (constant sigma or IDRS)."

@@ -13,8 +13,7 @@ import torch
 from idrs_lightning.certify_job.checkpoints import file_digest
 from idrs_lightning.certify_job.evaluation import check_precision
 from idrs_lightning.certify_job.foreign import parse_arch
-from idrs_lightning.reporting.metrics import default_radii
-from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.settings import CertificationSettings, radius_grid
 from idrs_lightning.validation import InvalidSetting
 
 
@@ -40,15 +39,10 @@ class CertifyConfig:
     # the architecture of a plain state_dict (a name or a class_path spec, foreign.parse_arch)
     arch: str | None = None
 
-    def radii_or_default(self, sigma_b: float) -> list[float]:
-        """The radius grid: of the summary tables and, in sequential mode, of the stopping
-        rule (the callback's too: :func:`~idrs_lightning.reporting.metrics.default_radii`)."""
-        return self.radii or default_radii(sigma_b)
-
     def stopping_radii(self, sigma_b: float) -> list[float] | None:
         """The grid that decides where sequential CERTIFY stops (so it determines the rows);
         ``None`` with a fixed sample size, where the grid only shapes the tables."""
-        return self.radii_or_default(sigma_b) if self.settings.sequential else None
+        return radius_grid(self.radii, sigma_b) if self.settings.sequential else None
 
     def validate(self) -> None:
         """One clear error per bad value, before anything is loaded."""

@@ -36,7 +36,7 @@ class CertifyJob:
 
     @property
     def radii(self) -> list[float]:
-        return self.config.radii_or_default(float(self.datamodule.hparams.sigma_b))
+        return self.datamodule.radius_grid(self.config.radii)
 
 
 def open_job(config: CertifyConfig) -> CertifyJob:
@@ -63,13 +63,8 @@ def open_job(config: CertifyConfig) -> CertifyJob:
         sequential=config.settings.sequential,
         shortcut=config.skip_misclassified,
     )
-    smooth = Smooth(
-        classifier.eval(),
-        num_classes,
-        0.0 if config.constant else datamodule.r,
-        config.settings,
-        datamodule.value_range,
-        config.radii_or_default(sigma_b),
+    smooth = datamodule.smooth(
+        classifier.eval(), num_classes, config.settings, config.radii, config.constant
     )
     return CertifyJob(config, datamodule, smooth, indices, device, record, rules)
 

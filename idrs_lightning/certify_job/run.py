@@ -29,8 +29,9 @@ from idrs_lightning.certify_job.results import (
 )
 from idrs_lightning.certify_job.shards import certify_shard, merge_shards
 from idrs_lightning.reporting.metrics import certification_summary
-from idrs_lightning.reporting.report import log_run_to_wandb, run_name, write_run_report
-from idrs_lightning.reporting.wandb_logging import discard_run, wandb_offline
+from idrs_lightning.reporting.report import write_run_report
+from idrs_lightning.reporting.tables import run_name
+from idrs_lightning.reporting.wandb_logging import discard_run, log_run_to_wandb, wandb_offline
 from idrs_lightning.settings import CertificationSettings
 
 log = logging.getLogger(__name__)

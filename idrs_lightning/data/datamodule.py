@@ -33,12 +33,14 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from idrs_lightning.data.folders import FolderSplit
 from idrs_lightning.data.sources import DATASETS, ArraySplit, Split, load_split
 from idrs_lightning.data.subsets import stratified_subset
 from idrs_lightning.normalization import normalization, value_range
+from idrs_lightning.settings import CertificationSettings, radius_grid
 from idrs_lightning.sigma.knn import check_exact_backend, mean_knn_distance
 from idrs_lightning.sigma.knn_cache import (
     cached_mean_knn_distance,
@@ -46,6 +48,7 @@ from idrs_lightning.sigma.knn_cache import (
 )
 from idrs_lightning.sigma.knn_streamed import streamed_mean_knn_distance
 from idrs_lightning.sigma.levels import KnnSigma, MChoice
+from idrs_lightning.smoothing import Smooth
 from idrs_lightning.validation import InvalidSetting, check_choice, check_float, check_int
 
 log = logging.getLogger(__name__)
@@ -301,6 +304,26 @@ class SmoothingDataModule(pl.LightningDataModule):
                 "eval_subset_size", f"({wanted}) exceeds the {split} split ({len(labels)} inputs)"
             )
         return stratified_subset(labels, wanted, self.hparams.eval_seed)
+
+    def radius_grid(self, radii: list[float] | None = None) -> list[float]:
+        """``radii``, or the default grid of this data's ``sigma_b``
+        (:func:`~idrs_lightning.settings.radius_grid`)."""
+        return radius_grid(radii, float(self.hparams.sigma_b))
+
+    def smooth(
+        self,
+        classifier: nn.Module,
+        num_classes: int,
+        settings: CertificationSettings,
+        radii: list[float] | None = None,
+        constant: bool = False,
+    ) -> Smooth:
+        """The smoothed ``classifier`` for this data: the rate r of its test-time sigma(x)
+        (0 with ``constant``), its range of values and the radius grid (where sequential
+        CERTIFY settles each input); the certification job and the callback both use it."""
+        r = 0.0 if constant else self.r
+        grid = self.radius_grid(radii)
+        return Smooth(classifier, num_classes, r, settings, self.value_range, grid)
 
     def certification_inputs(
         self, indices: Sequence[int], constant: bool = False, split: str = "test"

@@ -16,7 +16,8 @@ from pathlib import Path
 from idrs_lightning.atomic_files import write_text
 from idrs_lightning.certify_job.results import read_results
 from idrs_lightning.errors import OneLineParser, exit_on_user_error
-from idrs_lightning.reporting.report import comparison_table, plot_certified_accuracy
+from idrs_lightning.reporting.plots import plot_certified_accuracy
+from idrs_lightning.reporting.tables import comparison_table
 
 
 def _summary(run: Path) -> dict:

@@ -7,6 +7,8 @@ count ``radius >= R``; the radius of an abstention is 0 and never counts).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
@@ -28,9 +30,11 @@ def certified_accuracy(
     return ((radius[None, :] >= at[:, None]) & correct[None, :]).mean(axis=1)
 
 
-def default_radii(sigma_b: float) -> list[float]:
-    """Radius grid of the summary tables: 0 to 3 sigma_b in steps of sigma_b / 4."""
-    return [round(float(r), 4) for r in np.arange(0.0, 3.0 * sigma_b + 1e-9, sigma_b / 4)]
+def dense_radii(radii: Sequence[ArrayLike]) -> np.ndarray:
+    """400 radii from 0 past the largest certified radius among the arrays ``radii``: the grid
+    on which a curve drawn from per-input radii is exact up to its resolution."""
+    largest = max((float(np.max(r, initial=0.0)) for r in radii), default=0.0)
+    return np.linspace(0.0, max(largest * 1.05, 1e-3), 400)
 
 
 def certification_summary(

@@ -1,4 +1,5 @@
-"""Whether and how W&B logs online: every contact bounded in time, offline as the fall back.
+"""Everything W&B: whether and how a run logs online, the run configs and ids, the metrics'
+summaries, and the charts of certification runs and certified epochs.
 
 Offline unless credentials exist, ``WANDB_MODE`` does not ask for offline, and the W&B server
 answers an HTTP request within a few seconds with anything but a server error (a server that
@@ -7,6 +8,10 @@ still fails or outlasts :data:`INIT_TIMEOUT` starts the same run offline, with o
 (:func:`init_run`, :class:`FallbackWandbLogger`), and an online run's upload at its end waits
 at most :data:`FINISH_TIMEOUT`: W&B never stalls or fails training or certification, and
 what was not uploaded is uploaded later with ``wandb sync``.
+
+Dashboards: :func:`flat_config` (dotted keys), :func:`run_id` (kept in the run's directory, so
+a resumed run continues its W&B run), :func:`define_certification_metrics` (``epoch`` as the
+x-axis, best and last values in the summary) and :data:`GROUP_VARIABLE` (a sweep's group).
 """
 
 from __future__ import annotations
@@ -16,11 +21,20 @@ import http.client
 import logging
 import netrc
 import os
+import secrets
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from lightning.pytorch.loggers import WandbLogger
+
+from idrs_lightning.atomic_files import write_text
+from idrs_lightning.reporting.metrics import certified_accuracy, dense_radii
+from idrs_lightning.reporting.tables import curve_label, scalars
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +144,202 @@ class FallbackWandbLogger(WandbLogger):
             self._wandb_init.pop("settings", None)
             self._wandb_init["mode"] = "offline"
             return super().experiment
+
+
+#: W&B reads the group of a run from this variable; the local sweep runner sets it.
+GROUP_VARIABLE = "WANDB_RUN_GROUP"
+RUN_ID_FILE = "wandb_run_id"
+
+
+# Figures whose best value is the smallest; every other certification scalar is best at its max.
+LOWER_IS_BETTER = ("abstention_rate", "misclassification_rate", "class_accuracy_std")
+
+
+def flat_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys for every leaf of ``tree`` (lists of mappings by index: ``callbacks.0.n``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flat_config(value, f"{name}.")
+        elif isinstance(value, list) and any(isinstance(item, Mapping) for item in value):
+            for index, item in enumerate(value):
+                entry = item if isinstance(item, Mapping) else {"value": item}
+                flat |= flat_config(entry, f"{name}.{index}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def run_id(directory: Path) -> str:
+    """The W&B run id of the run kept in ``directory``: read, or created and stored there."""
+    path = directory / RUN_ID_FILE
+    if path.exists():
+        return path.read_text().strip()
+    identifier = secrets.token_hex(4)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_text(path, identifier + "\n")
+    return identifier
+
+
+def _best_of(name: str) -> str:
+    return "min" if name.rsplit("/", 1)[-1] in LOWER_IS_BETTER else "max"
+
+
+def define_certification_metrics(experiment: Any, names: Sequence[str]) -> None:
+    """Declare ``epoch`` the x-axis of each scalar in ``names`` (``<prefix>/<figure>``) and its
+    summary: the best value (min for :data:`LOWER_IS_BETTER`, else max) and the last."""
+    experiment.define_metric("epoch")
+    for name in names:
+        # a dot in a name would make W&B read a nested key (accuracy_at_0 -> 125): escape it
+        escaped = name.replace(".", "\\.")
+        experiment.define_metric(escaped, step_metric="epoch", summary=f"{_best_of(name)},last")
+
+
+def summary_entries(best: dict[str, float], values: Mapping[str, float]) -> dict[str, Any]:
+    """``{name: {"max" or "min": best so far, "last": value}}``, updating ``best`` in place.
+
+    Written to the run summary explicitly after each record, as W&B 0.31 leaves a name's
+    summary at its last value when a longer name extends it with a dot (``accuracy_at_0``
+    beside ``accuracy_at_0.5``) and a glob metric is defined (Lightning's ``*``)."""
+    entries = {}
+    for name, value in values.items():
+        pick = min if _best_of(name) == "min" else max
+        best[name] = pick(best.get(name, value), value)
+        entries[name] = {_best_of(name): best[name], "last": value}
+    return entries
+
+
+def _curve_table(grid: np.ndarray, accuracy: np.ndarray) -> Any:
+    """A W&B table of one certified-accuracy curve: ``radius``, ``certified_accuracy``."""
+    import wandb
+
+    rows = [[float(r), float(a)] for r, a in zip(grid, accuracy, strict=True)]
+    return wandb.Table(columns=["radius", "certified_accuracy"], data=rows)
+
+
+def epoch_charts(
+    summaries: Mapping[str, Mapping[str, Any]],
+    history: Sequence[tuple[int, Mapping[str, Any]]],
+    settings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """W&B charts of one certified epoch, drawn from the per-input radii (exact, not through
+    grid points): ``<prefix>/certified_accuracy`` and ``<prefix>/per_class`` per summary,
+    ``certify/idrs_vs_constant`` (both curves) with the constant-sigma comparison, and
+    ``certify/curves_by_epoch`` (the run's curve at every certified epoch so far)."""
+    import wandb
+
+    grid = dense_radii([s["radius"] for s in [*summaries.values(), *(s for _, s in history)]])
+    curves = {
+        prefix: certified_accuracy(np.asarray(s["radius"]), np.asarray(s["correct"]), grid)
+        for prefix, s in summaries.items()
+    }
+    charts: dict[str, Any] = {}
+    for prefix, summary in summaries.items():
+        table = _curve_table(grid, curves[prefix])
+        label = curve_label(prefix, settings)
+        charts[f"{prefix}/certified_accuracy"] = wandb.plot.line(
+            table, "radius", "certified_accuracy", title=f"{label}: certified accuracy"
+        )
+        charts[f"{prefix}/per_class"] = wandb.Table(
+            columns=["class", "accuracy"], data=list(enumerate(summary["per_class_accuracy"]))
+        )
+    if len(summaries) > 1:
+        charts["certify/idrs_vs_constant"] = wandb.plot.line_series(
+            xs=grid.tolist(),
+            ys=[curves[prefix].tolist() for prefix in summaries],
+            keys=[curve_label(prefix, settings) for prefix in summaries],
+            title=f"certified accuracy, epoch {settings['epoch']}",
+            xname="radius",
+        )
+    charts["certify/curves_by_epoch"] = wandb.plot.line_series(
+        xs=grid.tolist(),
+        ys=[
+            certified_accuracy(np.asarray(s["radius"]), np.asarray(s["correct"]), grid).tolist()
+            for _, s in history
+        ],
+        keys=[f"epoch {epoch}" for epoch, _ in history],
+        title=f"{curve_label('certify', settings)}: certified accuracy by epoch",
+        xname="radius",
+    )
+    return charts
+
+
+def log_run_to_wandb(
+    out: Path,
+    name: str,
+    summary: Mapping[str, Any],
+    results: Mapping[str, np.ndarray],
+    project: str,
+    offline: bool,
+) -> None:
+    """The certification run in W&B (job type ``certify``): flat config (the data settings at
+    top level, as in training runs), scalars in the summary, the curve from the per-input
+    radii, the plots, and its links: ``train_run_id`` (config) and group name the training run
+    of the checkpoint, the results file and summary are an artifact of the run, and online the
+    checkpoint is recorded as an artifact it used (W&B records uses online only). The run id is
+    kept in ``out``, so a resumed certification continues the same W&B run."""
+    import wandb
+
+    settings = dict(summary["settings"])
+    config = {**{k: v for k, v in settings.items() if k != "data"}, **settings.get("data", {})}
+    checkpoint = Path(str(settings["checkpoint"])).resolve()
+    training = checkpoint.parent.parent / RUN_ID_FILE  # runs/<name>/checkpoints/<file>
+    if training.exists():
+        config["train_run_id"] = training.read_text().strip()
+    run = init_run(
+        offline,
+        project=project,
+        name=f"certify {name}",
+        dir=str(out),
+        config=flat_config(config),
+        job_type="certify",
+        group=os.environ.get(GROUP_VARIABLE) or config.get("train_run_id"),
+        id=run_id(out),
+        resume="allow",
+    )
+    run.summary.update(scalars(summary, "certify"))
+    radius, correct = np.asarray(results["radius"]), np.asarray(results["correct"], dtype=bool)
+    grid = dense_radii([radius])
+    curve = _curve_table(grid, certified_accuracy(radius, correct, grid))
+    images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))}
+    chart = wandb.plot.line(
+        curve, "radius", "certified_accuracy", title=f"certified accuracy, {name}"
+    )
+    run.log({"certify/certified_accuracy": chart, **images})
+    if not run.offline:  # W&B records artifact uses online only
+        model = wandb.Artifact(f"checkpoint-{settings['checkpoint_sha256'][:12]}", type="model")
+        model.add_reference(checkpoint.as_uri(), checksum=False)
+        run.use_artifact(model)
+    produced = wandb.Artifact(f"results-{run.id}", type="certification-results")
+    produced.add_file(str(out / "results.tsv"))
+    produced.add_file(str(out / "summary.json"))
+    run.log_artifact(produced)
+    run.finish()
+
+
+@dataclass
+class CertifiedEpochLog:
+    """The certified epochs of one training run in W&B: one row per epoch (the scalars with
+    the epoch's charts, ``epoch`` as their x-axis), metrics declared once per run with
+    best-value summaries, and the callback's options in the run config."""
+
+    best: dict[str, float] = field(default_factory=dict)  # best value of each scalar so far
+    declared: set[tuple[int, str]] = field(default_factory=set)  # (W&B run id(), scalar)
+
+    def log(
+        self,
+        experiment: Any,
+        values: Mapping[str, float],
+        charts: Mapping[str, Any],
+        config: Mapping[str, Any],
+    ) -> None:
+        """Log one certified epoch's ``values`` (with ``epoch``) and ``charts``."""
+        new = [name for name in values if (id(experiment), name) not in self.declared]
+        if new:
+            define_certification_metrics(experiment, [n for n in new if n != "epoch"])
+            experiment.config.update(flat_config(config), allow_val_change=True)
+            self.declared.update((id(experiment), name) for name in new)
+        experiment.log({**values, **charts})
+        scalars_only = {k: v for k, v in values.items() if k != "epoch"}
+        experiment.summary.update(summary_entries(self.best, scalars_only))

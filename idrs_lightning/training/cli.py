@@ -32,8 +32,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from idrs_lightning import directory_lock
-from idrs_lightning.reporting.dashboard import directory_name, flat_config, run_id, run_label
-from idrs_lightning.reporting.wandb_logging import FallbackWandbLogger, wandb_offline
+from idrs_lightning.reporting.wandb_logging import (
+    FallbackWandbLogger,
+    flat_config,
+    run_id,
+    wandb_offline,
+)
 from idrs_lightning.training.resume import (
     HistoryCSVLogger,
     check_checkpoint_file,
@@ -43,6 +47,7 @@ from idrs_lightning.training.resume import (
     keep_config_history,
     setting_value,
 )
+from idrs_lightning.training.run_names import directory_name, run_label
 from idrs_lightning.validation import InvalidSetting
 
 log = logging.getLogger(__name__)

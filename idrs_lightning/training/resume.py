@@ -28,7 +28,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from idrs_lightning.reporting.dashboard import RUN_ID_FILE
+from idrs_lightning.reporting.wandb_logging import RUN_ID_FILE
 from idrs_lightning.training.checkpoint_file import CheckpointFile, read_checkpoint
 from idrs_lightning.training.config_files import config_arguments, load_yaml
 from idrs_lightning.training.module import OPTIMISER_SETTINGS

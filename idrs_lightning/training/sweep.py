@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from idrs_lightning.errors import OneLineParser, exit_on_user_error
-from idrs_lightning.reporting.dashboard import GROUP_VARIABLE
+from idrs_lightning.reporting.wandb_logging import GROUP_VARIABLE
 from idrs_lightning.training.config_files import load_yaml
 
 log = logging.getLogger(__name__)

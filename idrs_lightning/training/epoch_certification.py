@@ -1,0 +1,111 @@
+"""Certifying a fixed validation subset during training, and recording each certified epoch:
+the work behind :class:`callbacks.certification.CertificationCallback`.
+
+A class-stratified subset of the DataModule's *validation* split (its ``eval_seed`` fixes it;
+the test split is never read here) is certified with the run's test-time sigma(x) (Theorem 7's
+radius when its rate is positive, Cohen's otherwise). Under DDP the subset is sharded across
+ranks and the metrics are gathered by torchmetrics, so every rank gets the same numbers. The
+model is certified in eval mode and its mode restored, no gradient is computed, and the noise
+comes from seeded generators of its own: the training state is never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.reporting.metrics import CertificationMetrics
+from idrs_lightning.reporting.report import write_epoch_report
+from idrs_lightning.reporting.tables import curve_label, figure_title
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import certify_groups
+
+
+@dataclass(frozen=True)
+class EpochCertification:
+    """What is certified at a certified epoch: ``num_examples`` validation inputs with
+    ``settings``, summarised on ``radii`` (default: 0 to 3 sigma_b in steps of sigma_b / 4),
+    with the evaluation shortcut where ``skip_misclassified``."""
+
+    settings: CertificationSettings = field(default_factory=CertificationSettings)
+    num_examples: int = 50
+    radii: list[float] | None = None
+    skip_misclassified: bool = False
+
+    def certify(
+        self,
+        datamodule: SmoothingDataModule,
+        module: pl.LightningModule,
+        rank: int = 0,
+        world: int = 1,
+        constant: bool = False,
+    ) -> dict[str, Any]:
+        """Certify this rank's share of the subset now and return the summary (the same on
+        every rank); with ``constant`` every input uses ``sigma_b`` and Cohen's radius."""
+        subset = datamodule.evaluation_subset(self.num_examples, split="val")
+        shard = subset[rank::world].tolist()
+        inputs = datamodule.certification_inputs(shard, constant=constant, split="val")
+        radii = datamodule.radius_grid(self.radii)
+        device = module.device
+        metrics = CertificationMetrics(datamodule.num_classes, radii).to(device)
+        if shard:
+            classes = datamodule.num_classes
+            smooth = datamodule.smooth(module.classifier, classes, self.settings, radii, constant)
+            was_training = module.training
+            module.eval()
+            try:
+                labels = inputs.y if self.skip_misclassified else None
+                groups = certify_groups(smooth, inputs.x.to(device), inputs.sigma, shard, labels)
+                certificates = [c for group in groups for c in group]
+            finally:
+                module.train(was_training)
+            radius = [c.radius for c in certificates]
+            metrics.update(
+                torch.from_numpy(inputs.y).to(device),
+                torch.tensor([c.prediction for c in certificates], device=device),
+                torch.tensor(radius, dtype=torch.float64, device=device),
+            )
+        return metrics.compute()  # gathered across ranks
+
+    def options(self) -> dict[str, Any]:
+        """These settings as plain values, for run configs and records."""
+        return {
+            **asdict(self.settings),
+            **{k: v for k, v in asdict(self).items() if k != "settings"},
+        }
+
+
+def epoch_record(
+    epoch: int, datamodule: SmoothingDataModule, options: dict[str, Any]
+) -> dict[str, Any]:
+    """What a certified epoch's files say of how it was made: the epoch, sigma_b, the rate r
+    and the callback's ``options`` (under ``certify_callback``)."""
+    return {
+        "epoch": epoch,
+        "sigma_b": float(datamodule.hparams.sigma_b),
+        "r": float(datamodule.r),
+        "certify_callback": options,
+    }
+
+
+def write_epoch_files(
+    folder: Path,
+    record: dict[str, Any],
+    settings: CertificationSettings,
+    summaries: dict[str, dict[str, Any]],
+) -> None:
+    """``epoch_<e>[_constant].json`` (summary, per-input radii, ``record``) and one figure
+    ``epoch_<e>.png`` / ``.pdf`` with every curve of the epoch."""
+    count = len(summaries["certify"]["radius"])
+    title = figure_title(record["epoch"], record["sigma_b"], record["r"], settings, count)
+    curves = {
+        curve_label(prefix, record): (np.asarray(s["radius"]), np.asarray(s["correct"]))
+        for prefix, s in summaries.items()
+    }
+    write_epoch_report(folder, record, summaries, curves, title)
