@@ -8,7 +8,7 @@ setting to their own option (``n`` is ``--N`` on the command line).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +16,10 @@ from idrs_lightning.noise import NOISE_BLOCK
 from idrs_lightning.validation import InvalidSetting, check_float, check_int
 
 __all__ = ["CertificationSettings", "InvalidSetting", "radius_grid"]
+
+
+def _option(name: str, text: str) -> dict[str, str]:
+    return {"option": name, "help": text}
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,31 @@ class CertificationSettings:
         InvalidSetting: naming the first setting out of range.
     """
 
-    n0: int = 100
-    n: int = 100_000
-    alpha: float = 0.001
-    batch_size: int = 1000
-    seed: int = 0
-    separate_pb: bool = False
-    sequential: bool = False
+    # each setting's command-line option (Cohen et al.'s names: "--n" would also clash with
+    # torchrun's option prefixes) and help, read by certify.py's parser
+    n0: int = field(default=100, metadata=_option("--N0", "selection samples"))
+    n: int = field(
+        default=100_000, metadata=_option("--N", "estimation samples (the most, with --sequential)")
+    )
+    alpha: float = field(default=0.001, metadata=_option("--alpha", "failure probability"))
+    batch_size: int = field(
+        default=1000, metadata=_option("--batch-size", "noisy samples per forward pass")
+    )
+    seed: int = field(default=0, metadata=_option("--seed", "noise seed (with the input index)"))
+    separate_pb: bool = field(
+        default=False,
+        metadata=_option(
+            "--separate-pb", "bound the runner-up class separately (IDRS paper, Appendix B.5)"
+        ),
+    )
+    sequential: bool = field(
+        default=False,
+        metadata=_option(
+            "--sequential",
+            "sequential CERTIFY: stop each input once its answer at every --radii radius is "
+            "settled (anytime-valid bound; --N or --n-max is then the most samples per input)",
+        ),
+    )
 
     def __post_init__(self) -> None:
         check_int("n0", self.n0, 1)

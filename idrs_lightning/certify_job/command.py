@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+import typing
 
 import yaml
 
@@ -28,7 +29,6 @@ from idrs_lightning.errors import OneLineParser, exit_on_user_error
 from idrs_lightning.reporting.tables import format_table
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 
-DESCRIPTION = "Certify a trained checkpoint with randomized smoothing (constant sigma or IDRS)."
 DESCRIPTION = "Certify a trained checkpoint with randomized smoothing (constant sigma or IDRS)."
 DATA_OPTIONS = (
     "dataset",
@@ -42,16 +42,8 @@ DATA_OPTIONS = (
     "root",
     "eval_subset_size",
 )
-# Cohen et al.'s names; "--n" would also clash with torchrun's option prefixes.
-SETTING_OPTIONS = {
-    "n0": "--N0",
-    "n": "--N",
-    "alpha": "--alpha",
-    "batch_size": "--batch-size",
-    "seed": "--seed",
-    "separate_pb": "--separate-pb",
-    "sequential": "--sequential",
-}
+#: Each :class:`CertificationSettings` field's option, as the settings name it.
+SETTING_OPTIONS = {f.name: f.metadata["option"] for f in dataclasses.fields(CertificationSettings)}
 #: Every setting's option, for error messages.
 OPTIONS = {
     **SETTING_OPTIONS,
@@ -71,36 +63,29 @@ def _mapping(text: str) -> dict:
     return value
 
 
-def parse(argv: list[str] | None = None) -> CertifyConfig:
-    """The job's configuration from the command line (``argv``; default ``sys.argv``)."""
-    defaults = CertificationSettings()
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`CertificationSettings` field, with its default and help."""
+    defaults, types = CertificationSettings(), typing.get_type_hints(CertificationSettings)
+    for setting in dataclasses.fields(CertificationSettings):
+        option, text = setting.metadata["option"], setting.metadata["help"]
+        if types[setting.name] is bool:
+            parser.add_argument(option, dest=setting.name, action="store_true", help=text)
+        else:
+            default = getattr(defaults, setting.name)
+            kind = types[setting.name]
+            parser.add_argument(option, dest=setting.name, type=kind, default=default, help=text)
+    parser.add_argument("--n-max", dest="n", type=int, default=defaults.n, help="= --N")
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    """The job's own options (:class:`CertifyConfig`), with its defaults."""
     job = {f.name: f.default for f in dataclasses.fields(CertifyConfig)}
-    parser = OneLineParser(description=DESCRIPTION)
     parser.add_argument(
         "checkpoint",
         help="a checkpoint written by train.py, Cohen et al.'s (arch, state_dict, epoch), a plain "
         "state_dict (with --arch) or a TorchScript file",
     )
     parser.add_argument("out", help="output directory (reused to resume)")
-    parser.add_argument("--N0", dest="n0", type=int, default=defaults.n0, help="selection samples")
-    parser.add_argument("--N", dest="n", type=int, default=defaults.n, help="estimation samples")
-    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="failure probability")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="noise seed (with the input index)"
-    )
-    parser.add_argument(
-        "--separate-pb",
-        action="store_true",
-        help="bound the runner-up class separately (IDRS paper, Appendix B.5)",
-    )
-    parser.add_argument(
-        "--sequential",
-        action="store_true",
-        help="sequential CERTIFY: stop each input once its answer at every --radii radius is "
-        "settled (anytime-valid bound; --N or --n-max is then the most samples per input)",
-    )
-    parser.add_argument("--n-max", dest="n", type=int, default=defaults.n, help="= --N")
     parser.add_argument(
         "--skip-misclassified",
         action="store_true",
@@ -130,6 +115,10 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     parser.add_argument("--channels-last", action="store_true", help="channels-last batches")
     parser.add_argument("--name", default=job["name"], help="label in tables and plots")
     parser.add_argument("--wandb-project", default=job["wandb_project"])
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Overrides of the training run's data and sigma(x) settings."""
     data = parser.add_argument_group("data and sigma(x) overrides (default: the training run's)")
     data.add_argument("--dataset", help="data set (needed for foreign checkpoints)")
     data.add_argument(
@@ -143,6 +132,14 @@ def parse(argv: list[str] | None = None) -> CertifyConfig:
     data.add_argument("--sigma-max", type=float)
     data.add_argument("--root", help="data directory")
     data.add_argument("--eval-subset-size", type=int)
+
+
+def parse(argv: list[str] | None = None) -> CertifyConfig:
+    """The job's configuration from the command line (``argv``; default ``sys.argv``)."""
+    parser = OneLineParser(description=DESCRIPTION)
+    _add_job_options(parser)
+    _add_settings(parser)
+    _add_data_options(parser)
     args = vars(parser.parse_args(argv))
     if args["m"] not in (None, "min", "mean"):
         try:
