@@ -16,6 +16,7 @@ import torch
 
 from idrs_lightning.certify_job.checkpoints import (
     CohenCheckpoint,
+    TargetData,
     TorchScriptCheckpoint,
     open_checkpoint,
 )
@@ -64,7 +65,8 @@ def cohen20(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
 
 def _load(path: Path, arch: str | None = None, classes: int = 3, shape=(3, 32, 32), stats=None):
     checkpoint = open_checkpoint(str(path))
-    return checkpoint.network(arch, classes, shape, stats or ((0.5,) * 3, (0.25,) * 3)).eval()
+    data = TargetData(classes, shape, stats or ((0.5,) * 3, (0.25,) * 3))
+    return checkpoint.network(arch, data).eval()
 
 
 def test_cohen_cifar_checkpoint_gives_the_source_logits(cohen20) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
@@ -38,6 +39,20 @@ def init_arguments(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
     bookkeeping such as ``_instantiator``)."""
     accepted = inspect.signature(cls.__init__).parameters
     return {key: value for key, value in hparams.items() if key in accepted}
+
+
+@dataclass(frozen=True)
+class TargetData:
+    """What a foreign network must fit: the data's classes, sample shape and normalisation."""
+
+    num_classes: int
+    sample_shape: tuple[int, ...]
+    normalization: Statistics
+
+    @classmethod
+    def of(cls, datamodule: SmoothingDataModule) -> TargetData:
+        shape = tuple(datamodule.sample_shape)
+        return cls(datamodule.num_classes, shape, datamodule.normalization)
 
 
 class CheckpointFormat(ABC):
@@ -141,26 +156,20 @@ class ForeignCheckpoint(CheckpointFormat):
         return f"{self.path} is a {self.name} checkpoint, which holds no data settings"
 
     @abstractmethod
-    def network(
-        self,
-        arch: str | None,
-        num_classes: int,
-        sample_shape: tuple[int, ...],
-        normalization: Statistics,
-    ) -> nn.Module:
-        """The network for data of ``num_classes`` and ``sample_shape`` (whose
-        ``normalization`` serves a bare network)."""
+    def network(self, arch: str | None, data: TargetData) -> nn.Module:
+        """The network for ``data`` (its classes and sample shape; its normalisation serves
+        a bare network)."""
 
     def classifier(
         self, arch: str | None, datamodule: SmoothingDataModule
     ) -> tuple[nn.Module, int]:
-        shape, classes = tuple(datamodule.sample_shape), datamodule.num_classes
-        network = self.network(arch, classes, shape, datamodule.normalization)
+        data = TargetData.of(datamodule)
+        network = self.network(arch, data)
         try:
-            check_logits(network, classes, shape, f"the {self.name} model")
+            check_logits(network, data.num_classes, data.sample_shape, f"the {self.name} model")
         except InvalidSetting as error:
             raise InvalidSetting("checkpoint", f"{self.path}: {error.problem}") from None
-        return network, classes
+        return network, data.num_classes
 
 
 class CohenCheckpoint(ForeignCheckpoint):
@@ -172,13 +181,7 @@ class CohenCheckpoint(ForeignCheckpoint):
         dataset = COHEN_ARCHITECTURES.get(self.file.arch or "", ("",))[0]
         return super().data_settings() | ({"dataset": dataset} if dataset == "cifar10" else {})
 
-    def network(
-        self,
-        arch: str | None,
-        num_classes: int,
-        sample_shape: tuple[int, ...],
-        normalization: Statistics,
-    ) -> nn.Module:
+    def network(self, arch: str | None, data: TargetData) -> nn.Module:
         if arch is not None and arch != self.file.arch:
             raise InvalidSetting(
                 "arch", f"{arch!r} contradicts the checkpoint's arch {self.file.arch!r}"
@@ -194,20 +197,15 @@ class StateDictCheckpoint(ForeignCheckpoint):
     def missing_dataset(self) -> str:
         return f"{super().missing_dataset()} (nor its model: give --arch)"
 
-    def network(
-        self,
-        arch: str | None,
-        num_classes: int,
-        sample_shape: tuple[int, ...],
-        normalization: Statistics,
-    ) -> nn.Module:
+    def network(self, arch: str | None, data: TargetData) -> nn.Module:
         if arch is None:
             raise InvalidSetting(
                 "arch", f"is needed: {self.path} is a plain state_dict, which names no model"
             )
         parse_arch(arch)
-        content = self.file.content
-        return state_dict_classifier(arch, content, num_classes, sample_shape, normalization)
+        return state_dict_classifier(
+            arch, self.file.content, data.num_classes, data.sample_shape, data.normalization
+        )
 
 
 class TorchScriptCheckpoint(ForeignCheckpoint):
@@ -215,13 +213,7 @@ class TorchScriptCheckpoint(ForeignCheckpoint):
 
     name = "torchscript"
 
-    def network(
-        self,
-        arch: str | None,
-        num_classes: int,
-        sample_shape: tuple[int, ...],
-        normalization: Statistics,
-    ) -> nn.Module:
+    def network(self, arch: str | None, data: TargetData) -> nn.Module:
         return torchscript_classifier(self.path)
 
 

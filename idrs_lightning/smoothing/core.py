@@ -27,7 +27,7 @@ from idrs_lightning.noise import PREDICTION, SELECTION, fill_block_noise, plan_b
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing.certificate import ABSTAIN, Certificate
 from idrs_lightning.smoothing.checks import checked_sigmas, refuse_nonfinite
-from idrs_lightning.smoothing.estimation import estimation_for
+from idrs_lightning.smoothing.estimation import Selected, estimation_for
 from idrs_lightning.smoothing.groups import certify_groups
 from idrs_lightning.validation import check_non_negative
 
@@ -119,7 +119,7 @@ class Smooth:
     ) -> list[Certificate]:
         """CERTIFY's estimation (the settings' strategy), abstain rule and radius for inputs
         whose selected class is ``c_a_hat``."""
-        estimate = self.estimation.estimate(self, xs, sigma, indices, c_a_hat)
+        estimate = self.estimation.estimate(self, Selected(xs, sigma, indices, c_a_hat))
         certified, radius = estimate.certified, np.zeros(len(xs))
         if certified.any():  # p_a_lower is 0 where the selected class got no votes
             p_b_upper = estimate.p_b_upper[certified] if self.settings.separate_pb else None

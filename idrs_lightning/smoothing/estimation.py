@@ -41,17 +41,21 @@ class Estimate:
     p_b_upper: np.ndarray  # nan unless the runner-up is bounded separately
 
 
+@dataclass(frozen=True)
+class Selected:
+    """Inputs ``xs`` ``[k x ...]`` at noise levels ``sigma``, with their data set ``indices``
+    (which seed their noise) and the class ``c_a_hat`` that CERTIFY's selection chose."""
+
+    xs: torch.Tensor
+    sigma: np.ndarray
+    indices: list[int]
+    c_a_hat: np.ndarray
+
+
 class Estimation(Protocol):
     """How CERTIFY estimates p_A for inputs whose class ``c_a_hat`` is selected."""
 
-    def estimate(
-        self,
-        smooth: Smooth,
-        xs: torch.Tensor,
-        sigma: np.ndarray,
-        indices: list[int],
-        c_a_hat: np.ndarray,
-    ) -> Estimate: ...
+    def estimate(self, smooth: Smooth, selected: Selected) -> Estimate: ...
 
 
 @dataclass(frozen=True)
@@ -61,21 +65,14 @@ class FixedSampleEstimation:
 
     settings: CertificationSettings
 
-    def estimate(
-        self,
-        smooth: Smooth,
-        xs: torch.Tensor,
-        sigma: np.ndarray,
-        indices: list[int],
-        c_a_hat: np.ndarray,
-    ) -> Estimate:
-        s = self.settings
-        counts = smooth.counts(xs, sigma, s.n, indices, ESTIMATION)
-        rows = np.arange(len(xs))
+    def estimate(self, smooth: Smooth, selected: Selected) -> Estimate:
+        s, c_a_hat = self.settings, selected.c_a_hat
+        counts = smooth.counts(selected.xs, selected.sigma, s.n, selected.indices, ESTIMATION)
+        rows = np.arange(len(counts))
         others = counts.copy()
         others[rows, c_a_hat] = -1
         decision = decide(counts[rows, c_a_hat], others.max(axis=1), s.n, s.alpha, s.separate_pb)
-        samples = np.full(len(xs), s.n)
+        samples = np.full(len(counts), s.n)
         return Estimate(counts, samples, decision.certified, decision.p_a_lower, decision.p_b_upper)
 
 
@@ -89,15 +86,8 @@ class SequentialEstimation:
     settings: CertificationSettings
     radii: np.ndarray
 
-    def estimate(
-        self,
-        smooth: Smooth,
-        xs: torch.Tensor,
-        sigma: np.ndarray,
-        indices: list[int],
-        c_a_hat: np.ndarray,
-    ) -> Estimate:
-        s = self.settings
+    def estimate(self, smooth: Smooth, selected: Selected) -> Estimate:
+        s, xs, sigma, indices = self.settings, selected.xs, selected.sigma, selected.indices
         thresholds = radius_thresholds(self.radii, sigma, smooth.r, xs[0].numel())
         certifier = SequentialCertifier(thresholds, look_schedule(s.n), s.alpha)
         counts = np.zeros((len(xs), smooth.num_classes), dtype=np.int64)
@@ -113,7 +103,7 @@ class SequentialEstimation:
                 xs[active], sigma[active], target - drawn, chosen, ESTIMATION, first_block
             )
             samples[active] = target
-            certifier.update(counts[rows, c_a_hat])
+            certifier.update(counts[rows, selected.c_a_hat])
         p_a_lower = certifier.result().p_a_lower
         return Estimate(counts, samples, p_a_lower > 0.5, p_a_lower, np.full(len(xs), np.nan))
 
