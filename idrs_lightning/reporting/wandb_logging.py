@@ -146,6 +146,28 @@ class FallbackWandbLogger(WandbLogger):
             return super().experiment
 
 
+def training_logger(run_dir: Path, project: str, name: str) -> FallbackWandbLogger:
+    """A training run's W&B logger (job type ``train``), writing into ``run_dir``, whose kept
+    run id (:func:`run_id`) lets a resumed run continue the same W&B run."""
+    return FallbackWandbLogger(
+        project=project,
+        name=name,
+        save_dir=str(run_dir),
+        offline=wandb_offline(),
+        id=run_id(run_dir),
+        resume="allow",
+        job_type="train",
+    )
+
+
+def finish_current_run() -> None:
+    """Finish this process's W&B run, if one is open."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
 #: W&B reads the group of a run from this variable; the local sweep runner sets it.
 GROUP_VARIABLE = "WANDB_RUN_GROUP"
 RUN_ID_FILE = "wandb_run_id"

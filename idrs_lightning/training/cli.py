@@ -33,10 +33,9 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from idrs_lightning import directory_lock
 from idrs_lightning.reporting.wandb_logging import (
-    FallbackWandbLogger,
+    finish_current_run,
     flat_config,
-    run_id,
-    wandb_offline,
+    training_logger,
 )
 from idrs_lightning.training.resume import (
     HistoryCSVLogger,
@@ -107,10 +106,7 @@ def remove_unstarted_runs() -> None:
     """Remove the run directories this process created in which no epoch finished and no
     checkpoint was saved: a run that failed before training leaves nothing behind (no empty
     directory, no orphan W&B run) and its name free for the corrected command."""
-    import wandb
-
-    if wandb.run is not None:  # close the run first, or its exit hook writes into the folder
-        wandb.finish()
+    finish_current_run()  # first, or the run's exit hook writes into the folder
     while _CREATED:
         path = _CREATED.pop()
         if path.is_dir() and not any(path.rglob("*.ckpt")):
@@ -126,15 +122,7 @@ def default_loggers(
     id kept in ``run_dir`` so that a resumed run continues it) and CSV loggers writing into
     ``run_dir`` (a resumed run's history kept up to its ``completed`` epoch)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    wandb_logger = FallbackWandbLogger(
-        project=project,
-        name=name,
-        save_dir=str(run_dir),
-        offline=wandb_offline(),
-        id=run_id(run_dir),
-        resume="allow",
-        job_type="train",
-    )
+    wandb_logger = training_logger(run_dir, project, name)
     csv_logger = HistoryCSVLogger(
         save_dir=str(run_dir), name="csv", version="", completed=completed
     )
