@@ -4,9 +4,10 @@ trained pipeline (Appendix A.5): the stored fit, what it may be used for, and th
 import json
 import math
 
+import numpy as np
 import pytest
 
-from idrs_lightning.data.sources import _default_options
+from idrs_lightning.data.sources import load_split
 from idrs_lightning.paper import calibration
 
 STORED = json.loads(calibration.JSON_PATH.read_text(encoding="utf-8"))
@@ -31,11 +32,16 @@ def test_stored_rows_are_table5_constant_sigma_fitted_on_trials() -> None:
     assert "validation split" in STORED["procedure"] and STORED["epochs"] == calibration.EPOCHS
 
 
-def test_fixed_generator_options_are_the_small_angle_and_the_defaults() -> None:
-    defaults = _default_options("cone")
-    assert defaults["half_angle_deg"] == 5.0 and defaults["radial_df"] == 2.0
-    del defaults["dim"], defaults["radial_scale"]
-    assert STORED["generator"] == defaults == calibration.generator_options()
+def test_fixed_generator_options_are_the_small_angle_and_the_defaults(tmp_path) -> None:
+    stored = STORED["generator"]
+    assert stored["half_angle_deg"] == 5.0 and stored["radial_df"] == 2.0
+    assert stored == calibration.generator_options()
+    # each stored option is load_split's default: given or left out, the same points
+    for split in ("train", "test"):
+        default = load_split("cone", split, tmp_path, dim=6, radial_scale=1.0)
+        given = load_split("cone", split, tmp_path, dim=6, radial_scale=1.0, **stored)
+        np.testing.assert_array_equal(given.x, default.x)
+        np.testing.assert_array_equal(given.y, default.y)
 
 
 def test_load_maps_dimension_to_generator_options() -> None:

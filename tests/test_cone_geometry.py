@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 from scipy import special
-from scipy.stats import ncx2
 
 from idrs_lightning.data.sources import load_split
 from idrs_lightning.paper import cone_geometry
@@ -60,17 +59,25 @@ def test_quadrature_limits():
 
 
 @pytest.mark.filterwarnings("ignore:Error in function cdf:RuntimeWarning")
-def test_noncentral_chi_square_cdf_has_no_nan_in_the_far_upper_tail():
-    """scipy's ncx2.cdf is NaN 20 standard deviations above the mean at nc = 1e10; ours is 1.
+def test_no_nan_where_the_noncentrality_is_1e10() -> None:
+    """Points 1e5 off the axis (noncentrality 1e10 at sigma 1), at signed distances d from the
+    surface up to 20 sigma inside: scipy's ncx2.cdf is NaN that far in its upper tail (its sf
+    warns that its series did not converge, but returns about 1e-89).
 
-    (There scipy's sf warns that its series did not converge, but returns about 1e-89.)
+    There the cone is a half-space to within its curvature, and noise across the axis (16
+    further dimensions at N = 18) moves a point outwards by 16 / (2 * 1e5) on average: the
+    probability is Phi(d - 16 cos(angle) / (2 * 1e5)), to second order in sigma / 1e5.
     """
-    nc = np.full(5, 1e10)
-    x = nc + 17 + np.array([-5.0, -1.0, 1.0, 5.0, 20.0]) * np.sqrt(2 * (17 + 2 * nc))
-    ours = cone_geometry._ncx2_cdf(x, 17, nc)
+    dim, lateral = 18, 1e5
+    cos, tan = math.cos(math.radians(ANGLE)), math.tan(math.radians(ANGLE))
+    distance = np.array([-5.0, -1.0, 0.0, 1.0, 5.0, 20.0])
+    points = np.zeros((distance.size, dim))
+    points[:, 0] = (distance / cos + lateral) / tan
+    points[:, 1] = lateral
+    ours = cone_geometry.cone_probability(points, 1.0, ANGLE)
     assert np.all(np.isfinite(ours))
-    np.testing.assert_allclose(ours[:4], ncx2.cdf(x[:4], 17, nc[:4]), rtol=1e-9, atol=1e-15)
-    assert ours[4] == 1.0
+    expected = special.ndtr(distance - (dim - 2) * cos / (2 * lateral))
+    np.testing.assert_allclose(ours, expected, rtol=1e-7, atol=1e-15)
 
 
 def test_scaling_the_data_is_smoothing_with_sigma_over_the_scale():
