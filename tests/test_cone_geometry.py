@@ -1,5 +1,5 @@
 """The cone's ideal classifier under noise (``cone_geometry.cone_probability``) against Monte
-Carlo, exact values and its limits."""
+Carlo, exact values and its limits (over whole test splits: tests/slow/test_cone_classes.py)."""
 
 import math
 
@@ -7,17 +7,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from idrs_lightning.data.sources import load_split
 from idrs_lightning.paper import cone_geometry
-
-ANGLE = 5.0
-#: Sigma of Table 5's constant rows, and scales at which those probabilities are not extreme.
-SIGMA = {2: 0.5, 18: 1.0, 60: 1.0, 400: 2.0}
-SCALE = {2: 9.05, 18: 243.0, 60: 656.0, 400: 4462.0}
-
-
-def _split(split: str, dim: int, scale: float):
-    return load_split("cone", split, ".", dim=dim, radial_scale=scale, half_angle_deg=ANGLE)
+from tests.cone import ANGLE, SCALE, SIGMA, cone_split
 
 
 def _monte_carlo(point, sigma, half_angle_deg, draws, rng):
@@ -30,7 +21,7 @@ def _monte_carlo(point, sigma, half_angle_deg, draws, rng):
 def test_quadrature_matches_monte_carlo(dim):
     """20,000 noise draws at three test points with a non-extreme probability, within 4 SE."""
     sigma, draws = SIGMA[dim], 20_000
-    split = _split("test", dim, SCALE[dim])
+    split = cone_split("test", dim, SCALE[dim])
     probability = cone_geometry.cone_probability(split.x, sigma, ANGLE)
     chosen = np.flatnonzero((probability > 0.05) & (probability < 0.95))[:3]
     assert chosen.size == 3
@@ -82,20 +73,11 @@ def test_no_nan_where_the_noncentrality_is_1e10() -> None:
 
 def test_scaling_the_data_is_smoothing_with_sigma_over_the_scale():
     """The cone is scale-invariant, and the generator draws the same points at every scale."""
-    unit = _split("test", 18, 1.0).x.astype(np.float64)
-    scaled = _split("test", 18, 250.0).x.astype(np.float64)
+    unit = cone_split("test", 18, 1.0).x.astype(np.float64)
+    scaled = cone_split("test", 18, 250.0).x.astype(np.float64)
     np.testing.assert_allclose(scaled, 250.0 * unit, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(
         cone_geometry.cone_probability(scaled, 1.0, ANGLE),
         cone_geometry.cone_probability(unit, 1.0 / 250.0, ANGLE),
         atol=1e-4,
     )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("dim", [2, 18, 400])
-@pytest.mark.parametrize("factor", [1.0, 10.0])
-def test_class0_points_are_never_predicted_class1(dim, factor):
-    split = _split("test", dim, factor * SCALE[dim])
-    probability = cone_geometry.cone_probability(split.x, SIGMA[dim], ANGLE)
-    assert not np.any(probability[split.y == 0] > 0.5)
