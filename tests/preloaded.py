@@ -1,16 +1,18 @@
 """Commands run by forked copies of an interpreter that imported the heavy libraries once.
 
-Python's start-up and its imports of torch, torchvision, lightning and wandb take nearly all of
-the ~5 s a refused ``certify.py`` costs. :class:`Preloaded` starts a server (this file, run as a
-script) that imports them once. For each command the server forks; the child takes the
-command's arguments, environment, working directory, ``sys.path`` (as ``python`` would set it
-from there) and standard streams, reseeds what ``fork`` shares, and runs the script or module
-as ``__main__``. It is a process of its own, with its own exit status (``SystemExit``'s code, 1
-after a traceback for an uncaught exception, minus the signal that ended it), its ``atexit``
-handlers and its own imports of the project's modules: only the third-party libraries are
-preloaded, under the environment the server started with. A command that is not
-``[sys.executable, script, ...]`` or ``[sys.executable, "-m", module, ...]`` runs as a plain
-subprocess, and so does every command where the server could not start single-threaded.
+Python's start-up, its imports of torch, torchvision and lightning and their clean-up at exit
+take nearly all of the ~5 s a refused ``certify.py`` costs. :class:`Preloaded` starts a server
+(this file, run as a script) that imports them once and freezes them for the garbage collector
+(a child's collections and exit then copy none of their pages). For each command the server
+forks; the child takes the command's arguments, environment, working directory, ``sys.path``
+(as ``python`` would set it from there) and standard streams, reseeds what ``fork`` shares, and
+runs the script or module as ``__main__``. It is a process of its own, with its own exit status
+(``SystemExit``'s code, 1 after a traceback for an uncaught exception, minus the signal that
+ended it), its ``atexit`` handlers and its own imports of the project's modules: only the
+third-party libraries are preloaded, under the environment the server started with. A command
+that is not ``[sys.executable, script, ...]`` or ``[sys.executable, "-m", module, ...]`` runs as
+a plain subprocess, and so does every command where the server could not start single-threaded.
+tests/slow/test_preloaded.py checks the children against plain subprocesses.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Imported by the server, in this order: the libraries behind the project's commands.
+#: Imported by the server, in this order: the libraries behind the project's commands. Not
+#: wandb: it makes temporary directories when imported, which the first child to exit would
+#: remove for all the others.
 PRELOAD = (
     "numpy",
     "scipy.stats",
@@ -38,7 +42,6 @@ PRELOAD = (
     "lightning.pytorch",
     "torchmetrics",
     "jsonargparse",
-    "wandb",
 )
 
 

@@ -1,9 +1,9 @@
-"""A tiny-scale run of each experiment ID of the paper reproductions, with its negative control
-(an untrained model), and the refusal of CIFAR-10 without its data."""
+"""A tiny-scale run of the paper's toy experiments (disc, cone) with their negative controls,
+MNIST in torchvision's layout, and the refusal of CIFAR-10 without its data (the Fashion-MNIST
+experiments: tests/slow/test_paper_fashion*.py)."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idrs_lightning.data.vision import FASHION_MNIST_SYSTEM_DIR
 from idrs_lightning.paper.__main__ import main
 from idrs_lightning.paper.core import paper_numbers
-from tests.paper_records import read_record, verdicts_of
+from tests.paper_records import assert_untrained_control, read_record
 
 pytestmark = pytest.mark.slow  # trainings and certifications, in this process
 
@@ -51,55 +50,12 @@ def test_cone_tiny_uses_the_calibrated_angles(tmp_path: Path, offline_env: dict)
     assert constant and {r["verdict"] for r in constant} == {"calibrated"}, "fitted: no agreement"
 
 
-needs_fashion = pytest.mark.skipif(
-    not FASHION_MNIST_SYSTEM_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist"
-)
-
-
-@needs_fashion
-def test_fmnist_and_table4_tiny(tmp_path: Path, offline_env: dict) -> None:
-    main(["fmnist", "--scale", "tiny", "--out", str(tmp_path)])
-    main(["table4", "--scale", "tiny", "--out", str(tmp_path)])
-    fmnist = read_record(tmp_path, "fmnist")
-    assert fmnist["settings"]["seeds"] == [0, 1]
-    # two batches of training leave a model near chance: nothing may agree or hold
-    assert not {"agrees", "holds"} & set(verdicts_of(fmnist).values()), verdicts_of(fmnist)
-    train_sigma = fmnist["results"]["0.25"]["train_sigma_idrs"]
-    assert 0.25 < train_sigma < 0.25 * math.exp(0.01 * 20)  # C sigma_b slightly above sigma_b
-    table4 = read_record(tmp_path, "table4")
-    quantities = [row["quantity"] for row in table4["comparisons"]]
-    assert "sigma 0.25: abstention" in quantities
-    assert any(q.startswith("abstention grows with sigma") for q in quantities)
-    assert {r["verdict"] for r in table4["comparisons"][:-1]} == {"not comparable"}
-
-
-CONTROLLED = [
-    "disc",
-    "cone",
-    pytest.param("fmnist", marks=needs_fashion),
-    pytest.param("table4", marks=needs_fashion),
-]
-
-
-@pytest.mark.parametrize("name", CONTROLLED)
+@pytest.mark.parametrize("name", ["disc", "cone"])
 def test_an_untrained_model_neither_agrees_nor_holds(
     tmp_path: Path, offline_env: dict, name: str
 ) -> None:
-    """The negative control of every experiment ID: the initial weights (learning rate 1e-12)
-    turn every row to differs, does not hold, inconclusive, or a kind that is never judged."""
-    main([name, "--scale", "tiny", "--control", "untrained", "--out", str(tmp_path)])
-    record = read_record(tmp_path, f"{name}-untrained")
-    assert record["settings"].get("control", "untrained") == "untrained"
-    verdicts = verdicts_of(record)
-    assert not {"agrees", "holds"} & set(verdicts.values()), verdicts
-    assert set(verdicts.values()) <= {
-        "differs",
-        "does not hold",
-        "inconclusive",
-        "not comparable",
-        "setting",
-        "calibrated",
-    }
+    """The negative control (tests/paper_records.py) of the toys."""
+    assert_untrained_control(name, tmp_path)
 
 
 def _write_mnist(root: Path, per_class_train: int = 4, per_class_test: int = 2) -> None:
