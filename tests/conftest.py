@@ -14,6 +14,21 @@ from tests.commands import Commands
 from tests.preloaded import Preloaded
 
 SLOW = Path(__file__).resolve().parent / "slow"
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist, give each worker's torch and BLAS (and the processes the library
+    starts from it) its share of the cores, one each for two workers on two cores: side by
+    side, OpenMP threads that outnumber the cores wait on one another (two concurrent
+    certify.py runs take about twice as long). Runs before torch is imported."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, share)
+
+
+_share_the_cores()
 #: Files that still mix slow and fast tests, owned by another change (their slow tests move to
 #: tests/slow with it).
 MIXED = {"test_sequential.py", "test_sequential_math.py"}
