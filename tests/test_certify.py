@@ -1,4 +1,5 @@
-"""certify.py end to end: outputs, resume after kill -9, sharding, and bad input."""
+"""certify.py end to end: outputs, runner-up bounds, constant sigma and bad input (sharding
+over processes: tests/slow/test_certify_sharded.py; resume: tests/test_resume.py)."""
 
 import re
 import subprocess
@@ -133,38 +134,6 @@ def test_separate_runner_up_bound(checkpoint, tmp_path) -> None:
         assert float(row["radius"]) == radius > 0.0
         separate += p_b < 1.0 - p_a
     assert separate > 0, "some runner-up bound below 1 - p_a"
-
-
-@pytest.mark.slow
-def test_two_processes_give_the_same_rows_as_one(checkpoint, tmp_path, certify, offline_env):
-    args = ("--N", "500", "--indices", "0:10")
-    single = certify(checkpoint, tmp_path / "one", *args)
-    assert single.returncode == 0, single.stderr[-2000:]
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",  # a free port: tests may run in parallel
-        "--nproc_per_node",
-        "2",
-    ]
-
-    def two_processes() -> subprocess.CompletedProcess:
-        command = [*torchrun, *_certify_command(checkpoint, tmp_path / "two", *args)[1:]]
-        return subprocess.run(command, env=offline_env, capture_output=True, timeout=300)
-
-    double = two_processes()
-    assert double.returncode == 0, double.stderr[-3000:]
-    assert _rows_without_time(tmp_path / "two" / "results.tsv") == _rows_without_time(
-        tmp_path / "one" / "results.tsv"
-    )
-    assert not list((tmp_path / "two").glob("results.rank*.tsv")), "shard files merged away"
-    # run again: every row is in the merged file, so nothing is redone or duplicated
-    merged = (tmp_path / "two" / "results.tsv").read_text()
-    again = two_processes()
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert (tmp_path / "two" / "results.tsv").read_text() == merged
-    assert not list((tmp_path / "two").glob("results.rank*.tsv"))
 
 
 @pytest.mark.parametrize(

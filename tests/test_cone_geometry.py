@@ -1,24 +1,14 @@
 """The cone's ideal classifier under noise (``cone_geometry.cone_probability``) against Monte
-Carlo, exact values and its limits."""
+Carlo, exact values and its limits (over whole test splits: tests/slow/test_cone_classes.py)."""
 
 import math
 
 import numpy as np
 import pytest
 from scipy import special
-from scipy.stats import ncx2
 
-from idrs_lightning.data.sources import load_split
 from idrs_lightning.paper import cone_geometry
-
-ANGLE = 5.0
-#: Sigma of Table 5's constant rows, and scales at which those probabilities are not extreme.
-SIGMA = {2: 0.5, 18: 1.0, 60: 1.0, 400: 2.0}
-SCALE = {2: 9.05, 18: 243.0, 60: 656.0, 400: 4462.0}
-
-
-def _split(split: str, dim: int, scale: float):
-    return load_split("cone", split, ".", dim=dim, radial_scale=scale, half_angle_deg=ANGLE)
+from tests.cone import ANGLE, SCALE, SIGMA, cone_split
 
 
 def _monte_carlo(point, sigma, half_angle_deg, draws, rng):
@@ -31,7 +21,7 @@ def _monte_carlo(point, sigma, half_angle_deg, draws, rng):
 def test_quadrature_matches_monte_carlo(dim):
     """20,000 noise draws at three test points with a non-extreme probability, within 4 SE."""
     sigma, draws = SIGMA[dim], 20_000
-    split = _split("test", dim, SCALE[dim])
+    split = cone_split("test", dim, SCALE[dim])
     probability = cone_geometry.cone_probability(split.x, sigma, ANGLE)
     chosen = np.flatnonzero((probability > 0.05) & (probability < 0.95))[:3]
     assert chosen.size == 3
@@ -60,35 +50,34 @@ def test_quadrature_limits():
 
 
 @pytest.mark.filterwarnings("ignore:Error in function cdf:RuntimeWarning")
-def test_noncentral_chi_square_cdf_has_no_nan_in_the_far_upper_tail():
-    """scipy's ncx2.cdf is NaN 20 standard deviations above the mean at nc = 1e10; ours is 1.
+def test_no_nan_where_the_noncentrality_is_1e10() -> None:
+    """Points 1e5 off the axis (noncentrality 1e10 at sigma 1), at signed distances d from the
+    surface up to 20 sigma inside: scipy's ncx2.cdf is NaN that far in its upper tail (its sf
+    warns that its series did not converge, but returns about 1e-89).
 
-    (There scipy's sf warns that its series did not converge, but returns about 1e-89.)
+    There the cone is a half-space to within its curvature, and noise across the axis (16
+    further dimensions at N = 18) moves a point outwards by 16 / (2 * 1e5) on average: the
+    probability is Phi(d - 16 cos(angle) / (2 * 1e5)), to second order in sigma / 1e5.
     """
-    nc = np.full(5, 1e10)
-    x = nc + 17 + np.array([-5.0, -1.0, 1.0, 5.0, 20.0]) * np.sqrt(2 * (17 + 2 * nc))
-    ours = cone_geometry._ncx2_cdf(x, 17, nc)
+    dim, lateral = 18, 1e5
+    cos, tan = math.cos(math.radians(ANGLE)), math.tan(math.radians(ANGLE))
+    distance = np.array([-5.0, -1.0, 0.0, 1.0, 5.0, 20.0])
+    points = np.zeros((distance.size, dim))
+    points[:, 0] = (distance / cos + lateral) / tan
+    points[:, 1] = lateral
+    ours = cone_geometry.cone_probability(points, 1.0, ANGLE)
     assert np.all(np.isfinite(ours))
-    np.testing.assert_allclose(ours[:4], ncx2.cdf(x[:4], 17, nc[:4]), rtol=1e-9, atol=1e-15)
-    assert ours[4] == 1.0
+    expected = special.ndtr(distance - (dim - 2) * cos / (2 * lateral))
+    np.testing.assert_allclose(ours, expected, rtol=1e-7, atol=1e-15)
 
 
 def test_scaling_the_data_is_smoothing_with_sigma_over_the_scale():
     """The cone is scale-invariant, and the generator draws the same points at every scale."""
-    unit = _split("test", 18, 1.0).x.astype(np.float64)
-    scaled = _split("test", 18, 250.0).x.astype(np.float64)
+    unit = cone_split("test", 18, 1.0).x.astype(np.float64)
+    scaled = cone_split("test", 18, 250.0).x.astype(np.float64)
     np.testing.assert_allclose(scaled, 250.0 * unit, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(
         cone_geometry.cone_probability(scaled, 1.0, ANGLE),
         cone_geometry.cone_probability(unit, 1.0 / 250.0, ANGLE),
         atol=1e-4,
     )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("dim", [2, 18, 400])
-@pytest.mark.parametrize("factor", [1.0, 10.0])
-def test_class0_points_are_never_predicted_class1(dim, factor):
-    split = _split("test", dim, factor * SCALE[dim])
-    probability = cone_geometry.cone_probability(split.x, SIGMA[dim], ANGLE)
-    assert not np.any(probability[split.y == 0] > 0.5)

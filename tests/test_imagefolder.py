@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.data.folders import FolderSplit, load_folder_split
+from idrs_lightning.data.folders import load_folder_split
+from idrs_lightning.validation import InvalidSetting
 from tests.image_tree import CLASSES, make_image_tree
 
 SMALL = {"resize": 32, "crop": 32}
@@ -87,6 +88,19 @@ def test_bad_layouts_are_named(tree, tmp_path, change, message) -> None:
         load_folder_split(copy, "test", **SMALL)
 
 
+def _source_rows(found: np.ndarray, source: np.ndarray, mirrored: bool = False) -> list[int]:
+    """For each row of ``found``, the one row of ``source`` it is (or, ``mirrored``, the one
+    it is or mirrors left to right)."""
+    rows = []
+    for row in found:
+        same = np.all(source == row, axis=(1, 2, 3))
+        if mirrored:
+            same |= np.all(source == row[..., ::-1], axis=(1, 2, 3))
+        (index,) = np.flatnonzero(same)
+        rows.append(int(index))
+    return rows
+
+
 def test_datamodule_batches_and_certification_inputs(tree, tmp_path) -> None:
     datamodule = SmoothingDataModule(
         "imagefolder",
@@ -100,30 +114,43 @@ def test_datamodule_batches_and_certification_inputs(tree, tmp_path) -> None:
         eval_subset_size=9,
     )
     datamodule.setup("fit")
-    assert isinstance(datamodule._split("train"), FolderSplit)
+    with pytest.raises(InvalidSetting, match="read per batch, not held"):
+        datamodule.split_arrays("train")
     assert datamodule.sample_shape == (3, 32, 32) and datamodule.num_classes == 3
     assert datamodule.class_names == CLASSES
     x, y, sigma = next(iter(datamodule.train_dataloader()))
     assert x.shape == (8, 3, 32, 32) and y.shape == (8,) and sigma.shape == (8,)
     assert float(sigma.min()) > 0
     subset = datamodule.evaluation_subset()
-    assert np.bincount(datamodule._split("test").y[subset]).tolist() == [3, 3, 3]
+    assert np.bincount(datamodule.labels("test")[subset]).tolist() == [3, 3, 3]
     inputs = datamodule.certification_inputs(subset.tolist())
-    test = datamodule._split("test")
+    test = load_folder_split(tree, "test", **SMALL)  # val/ in the evaluation view
     np.testing.assert_array_equal(inputs.x.numpy(), test.rows(subset))
     batches = list(datamodule.test_dataloader())
     np.testing.assert_array_equal(
         torch.cat([b[0] for b in batches]).numpy(), test.rows(np.arange(18))
     )
-    # validation is carved from train/ and served in the evaluation view
-    validation = datamodule._split("val")
-    assert validation.root == datamodule._split("train").root != test.root
-    assert not set(validation.files) & set(datamodule._split("train").files)
-    batches = list(datamodule.val_dataloader())
-    np.testing.assert_array_equal(
-        torch.cat([b[0] for b in batches]).numpy(), validation.rows(np.arange(len(validation)))
-    )
     assert inputs.sigma.dtype == np.float64 and inputs.r == 0.01
+    # validation is carved from train/ and served in the evaluation view
+    source = load_folder_split(tree, "train", **SMALL)
+    everything = source.rows(np.arange(len(source)))
+    validation = torch.cat([b[0] for b in datamodule.val_dataloader()]).numpy()
+    assert len(validation) == datamodule.split_size("val") > 0
+    carved = _source_rows(validation, everything)
+    np.testing.assert_array_equal(validation, everything[carved])
+    served = datamodule.certification_inputs(range(len(validation)), split="val").x.numpy()
+    np.testing.assert_array_equal(served, validation)
+    # ... and the training split is the rest of train/ (centre crops, possibly mirrored)
+    centred = SmoothingDataModule(
+        "imagefolder", root=str(tree), dataset_options={**SMALL, "train_crop": "center"}
+    )
+    centred.setup("fit")
+    again = torch.cat([b[0] for b in centred.val_dataloader()]).numpy()
+    np.testing.assert_array_equal(again, validation)  # the same carve
+    training = torch.cat([b[0] for b in centred.train_dataloader()]).numpy()
+    assert len(training) == centred.split_size("train") == len(source) - len(validation)
+    rest = _source_rows(training, everything, mirrored=True)
+    assert sorted(carved + rest) == list(range(len(source))), "each file of train/ once"
 
 
 def test_normalization_options(tree) -> None:

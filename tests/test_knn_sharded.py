@@ -1,15 +1,8 @@
 """The streamed, sharded exact kNN of Eq. 1: equal to the in-memory search and to brute force,
-for any chunking and number of processes, resumable, and refusing approximate indexes."""
+for any chunking and number of shards, resumable, and refusing approximate indexes. Real
+processes (torchrun) are in tests/slow/test_knn_sharded_processes.py."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +13,6 @@ from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.sigma.knn import float32_error_factor, mean_knn_distance
 from idrs_lightning.sigma.knn_streamed import shard, streamed_mean_knn_distance
 from tests.helpers import brute_force_mean_knn
-from tests.image_tree import make_image_tree
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _split(x: np.ndarray) -> ArraySplit:
@@ -151,123 +141,3 @@ def test_an_interrupted_search_resumes_after_its_finished_chunks(points, tmp_pat
 def test_approximate_indexes_are_refused(backend) -> None:
     with pytest.raises(ValueError, match=r"approximate index would not make sigma\(x\) r-semi"):
         SmoothingDataModule("digits", knn_backend=backend)
-
-
-# ---- real processes: torchrun with gloo on the generated image tree -------------------------
-
-DATA = [
-    "--data.dataset=imagefolder",
-    "--data.dataset_options={resize: 32, crop: 32}",
-    "--data.k=5",
-    "--data.trr=0.01",
-    "--data.r=0.01",
-]
-
-
-def _precompute(root: Path, processes: int, *extra: str, wait: bool = True, **run) -> object:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    launcher.append(f"--nproc_per_node={processes}")
-    command = [
-        *launcher,
-        "-m",
-        "idrs_lightning.sigma.precompute",
-        *DATA,
-        f"--data.root={root}",
-        *extra,
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    if not wait:
-        return subprocess.Popen(command, env=env, **run)
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _entries(root: Path) -> dict[str, bytes]:
-    return {file.name: file.read_bytes() for file in sorted((root / "knn-cache").glob("*.npz"))}
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    return make_image_tree(tmp_path_factory.mktemp("tree"))
-
-
-def _copy(tree: Path, tmp_path: Path) -> Path:
-    """The same files (copied with their modification times: the same identity)."""
-    return Path(shutil.copytree(tree, tmp_path / "tree"))
-
-
-@pytest.fixture(scope="module")
-def reference(tree, tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
-    root = _copy(tree, tmp_path_factory.mktemp("one"))
-    done = _precompute(root, 1)
-    assert done.returncode == 0, done.stderr
-    return root, _entries(root)
-
-
-@pytest.mark.slow
-def test_two_processes_write_the_files_of_one_and_of_brute_force(tree, reference, tmp_path) -> None:
-    one = reference[1]
-    root = _copy(tree, tmp_path)
-    done = _precompute(root, 2, "--data.knn_query_chunk=7", "--data.knn_database_chunk=11")
-    assert done.returncode == 0, done.stderr
-    assert _entries(root) == one and len(one) == 3  # train (leave-one-out), validation, test
-    datamodule = SmoothingDataModule(
-        "imagefolder", root=str(root), dataset_options={"resize": 32, "crop": 32}, k=5, r=0.01
-    )
-    datamodule.setup("fit")
-    splits = {name: datamodule._split(name) for name in ("train", "val", "test")}
-    rows = {name: split.rows(np.arange(len(split))) for name, split in splits.items()}
-    assert len(rows["train"]) + len(rows["val"]) == 60 and len(rows["test"]) == 18
-    for name in ("val", "test"):
-        np.testing.assert_allclose(
-            datamodule._mean_distances(name),
-            brute_force_mean_knn(rows[name], rows["train"], 5, False),
-            rtol=1e-14,
-        )
-    np.testing.assert_allclose(
-        datamodule._mean_distances("train"),
-        brute_force_mean_knn(rows["train"], rows["train"], 5, True),
-        rtol=1e-14,
-    )
-
-
-@pytest.mark.slow
-def test_a_killed_sharded_precompute_resumes_to_the_same_files(tree, reference, tmp_path) -> None:
-    one = reference[1]
-    root = _copy(tree, tmp_path)
-    chunks = ["--data.knn_query_chunk=1", "--data.knn_database_chunk=1"]
-    running = _precompute(
-        root, 2, *chunks, wait=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and running.poll() is None:
-        if len(list((root / "knn-cache").glob("*.partial/chunk-*.npy"))) >= 3:
-            for pid in [*_descendants(running.pid), running.pid]:  # the workers, then torchrun
-                os.kill(pid, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    running.wait(timeout=60)
-    finished = list((root / "knn-cache").glob("*.partial/chunk-*.npy"))
-    assert 3 <= len(finished) < 60 + 18, "the run was not stopped part-way"
-    assert len(_entries(root)) < 2
-    resumed = _precompute(root, 2, *chunks)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "already done, resuming" in resumed.stderr + resumed.stdout, resumed.stderr
-    assert _entries(root) == one
-    assert not list((root / "knn-cache").glob("*.partial"))

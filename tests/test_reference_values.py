@@ -2,7 +2,8 @@
 
 Expected values come from ``tests/reference/mpmath_reference.py`` (written from the paper,
 independently of the implementation) via ``python tests/reference/make_reference_values.py``,
-which writes ``reference_values.json``. The slow tests recompute a few of them live.
+which writes ``reference_values.json``; tests/slow/test_reference_live.py recomputes a few
+of them live.
 """
 
 import json
@@ -83,29 +84,6 @@ def test_table_1_and_practical_thresholds() -> None:
                 name,
                 row,
             )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("x_sd", "df", "nc"),
-    [(-6.0, 150528, 1e12), (5.0, 200000, 1e9), (-3.0, 3, 5e11), (4.0, 60, 0.0)],
-)
-def test_ncx2_live_against_mpmath(x_sd: float, df: int, nc: float) -> None:
-    from reference import mpmath_reference as ref
-
-    x = df + nc + x_sd * np.sqrt(2 * df + 4 * nc)
-    assert float(ncx2_cdf(x, df, nc)) == pytest.approx(float(ref.ncx2_cdf(x, df, nc)), rel=1e-9)
-    assert float(ncx2_sf(x, df, nc)) == pytest.approx(float(ref.ncx2_sf(x, df, nc)), rel=1e-9)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("dim", "r", "p_a"), [(60, 0.03, 0.95), (784, 0.01, 0.9995)])
-def test_radius_live_against_mpmath(dim: int, r: float, p_a: float) -> None:
-    from reference import mpmath_reference as ref
-
-    reference = float(ref.idrs_radius(0.5, r, dim, p_a, rel_tol=1e-8))
-    ours = float(idrs_radius(0.5, r, dim, p_a))
-    assert reference * (1 - 1e-4) <= ours <= reference * (1 + 1e-8)
 
 
 def test_both_ncx2_tails_sum_to_one_at_imagenet_dimension() -> None:

@@ -19,7 +19,6 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from idrs_lightning.data import vision
 from idrs_lightning.data.sources import (
     DATASETS,
     FASHION_MNIST_SYSTEM_DIR,
@@ -144,10 +143,15 @@ def test_cifar10_files_failing_the_official_checksum_are_named(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_cifar10_batches_become_nchw_pixels(tmp_path: Path, split: str) -> None:
+def test_cifar10_batches_become_nchw_pixels(
+    tmp_path: Path, split: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision.datasets
+
     rows = _write_cifar(tmp_path)
-    dataset_cls = _cifar10_with_checksums_of(tmp_path / "cifar-10-batches-py")
-    data = vision._load_torchvision("cifar10", dataset_cls, split, tmp_path, download=False)
+    local = _cifar10_with_checksums_of(tmp_path / "cifar-10-batches-py")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", local)  # the class load_split builds
+    data = load_split("cifar10", split, tmp_path)
     files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     expected = np.concatenate([rows[file] for file in files]).reshape(-1, 3, 32, 32)
     assert data.x.shape == expected.shape and data.x.dtype == np.float32

@@ -1,7 +1,6 @@
-"""Sweep files: W&B's schema, expansion, real CLI overrides, and the metric they optimise."""
+"""Sweep files: W&B's schema, expansion, real CLI overrides, and the metric they optimise (the
+local runner's real runs: tests/slow/test_sweep_runs.py)."""
 
-import csv
-import subprocess
 import sys
 from pathlib import Path
 
@@ -83,55 +82,3 @@ def test_every_run_has_the_callback_that_logs_the_metric(
             radius = float(name.removeprefix("accuracy_at_"))
             assert radius in radii, f"{parameters}: {radii}"
             assert name == f"accuracy_at_{radius:g}", "spelt as the callback names it"
-
-
-def _local_runs(sweep: Path, runs: int, tmp_path: Path, env: dict) -> list[Path]:
-    """Run directories of ``runs`` sweep runs, each a short training run, by the local runner."""
-    fast = [
-        f"--runs_dir={tmp_path / 'runs'}",
-        "--data.dataset=digits",
-        "--data.k=5",
-        f"--data.root={tmp_path / 'data'}",
-        "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=2",
-        "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false",
-    ]
-    command = [
-        sys.executable,
-        "-m",
-        "idrs_lightning.training.sweep",
-        str(sweep),
-        "--max-runs",
-        str(runs),
-    ]
-    result = subprocess.run(
-        [*command, "--", *fast], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    directories = sorted((tmp_path / "runs").iterdir())
-    assert len(directories) == runs, "one directory per sweep run"
-    return directories
-
-
-def _assert_metric_logged(sweep: Path, run: Path) -> None:
-    metric = load_sweep(sweep)["metric"]["name"]
-    with (run / "csv" / "metrics.csv").open() as file:
-        rows = [row for row in csv.DictReader(file) if row.get(metric)]
-    assert rows, f"{metric} logged by the certification callback"
-    assert 0.0 <= float(rows[-1][metric])
-    assert list((run / "wandb").glob("offline-run-*"))
-
-
-@pytest.mark.slow  # a real training or statistics run
-def test_local_runner_executes_the_agent_command_and_logs_the_metric(tmp_path, offline_env) -> None:
-    sweep = ROOT / "configs" / "sweeps" / "grid_sigma_trr.yaml"
-    for run in _local_runs(sweep, 2, tmp_path, offline_env):
-        _assert_metric_logged(sweep, run)
-
-
-@pytest.mark.slow
-def test_a_bayes_sweep_run_logs_the_metric_it_maximises(tmp_path, offline_env) -> None:
-    sweep = ROOT / "configs" / "sweeps" / "bayes_acr.yaml"
-    (run,) = _local_runs(sweep, 1, tmp_path, offline_env)
-    _assert_metric_logged(sweep, run)

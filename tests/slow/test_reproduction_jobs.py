@@ -7,6 +7,8 @@ import pytest
 from idrs_lightning.paper.jobs import REQUEST_FILE, train_grid
 from idrs_lightning.validation import InvalidSetting
 
+pytestmark = pytest.mark.slow  # a train.py process
+
 FIXED = {
     "data.dataset": "digits",
     "data.k": 5,
@@ -17,7 +19,6 @@ FIXED = {
 }
 
 
-@pytest.mark.slow  # two train.py processes
 def test_a_finished_run_is_reused_only_for_the_same_request(tmp_path) -> None:
     runs = tmp_path / "runs"
     fixed = {**FIXED, "data.root": str(tmp_path / "data")}

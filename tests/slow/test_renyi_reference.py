@@ -18,7 +18,8 @@ import mpmath
 import numpy as np
 import pytest
 from mpmath import mp, mpf
-from reference import renyi_mpmath as ref
+
+from tests.reference import renyi_mpmath as ref
 
 pytestmark = pytest.mark.slow  # high-precision reference checks (-m 'not slow' skips them)
 
