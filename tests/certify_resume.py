@@ -5,12 +5,12 @@ the results file a run killed mid-write leaves."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from idrs_lightning.certify_job.results import read_rows
+from tests.commands import Commands
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "tests" / "data" / "regression" / "digits_lenet.ckpt"
@@ -26,9 +26,9 @@ def command(out: Path, data: Path, model: Sequence[str] = (str(CHECKPOINT),)) ->
     return [*script, *options, "--root", str(data), *ARGS]
 
 
-def certify(line: list[str], env: dict[str, str]) -> None:
-    """Run ``line`` to its end; it must succeed."""
-    done = subprocess.run(line, env=env, capture_output=True, text=True, timeout=300)
+def certify(commands: Commands, line: list[str], env: dict[str, str] | None = None) -> None:
+    """Run ``line`` to its end (in the folder above its output); it must succeed."""
+    done = commands.run(line, Path(line[3]).parent, env)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -62,7 +62,13 @@ def cut(reference: Path, rows: int, torn: bool) -> str:
 
 
 def assert_cut_file_resumes(
-    reference: Path, out: Path, line: list[str], env: dict[str, str], rows: int, torn: bool
+    commands: Commands,
+    reference: Path,
+    out: Path,
+    line: list[str],
+    rows: int,
+    torn: bool,
+    env: dict[str, str] | None = None,
 ) -> None:
     """A directory holding the reference's settings record and its results cut at ``rows``
     (see :func:`cut`), resumed by ``line`` (which writes into ``out``), ends with exactly the
@@ -74,7 +80,7 @@ def assert_cut_file_resumes(
     kept = read_rows(out / "results.tsv") if rows >= 0 else []
     assert len(kept) == max(rows, 0), "the cut file holds exactly the first rows"
 
-    certify(line, env)
+    certify(commands, line, env)
 
     assert_same_rows(out / "results.tsv", expected)
     resumed = read_rows(out / "results.tsv")

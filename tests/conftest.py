@@ -32,6 +32,21 @@ _share_the_cores()
 #: Files that still mix slow and fast tests, owned by another change (their slow tests move to
 #: tests/slow with it).
 MIXED = {"test_sequential.py", "test_sequential_math.py"}
+#: The files that take longest (seconds of a whole run on two cores, --durations), run first:
+#: pytest-xdist hands out whole files (--dist loadfile) in collection order, so that a long
+#: file collected last would run alone at the end.
+LONGEST = {
+    "test_sequential_math.py": 340,
+    "test_paper_toys.py": 140,
+    "test_paper_fmnist_control.py": 115,
+    "test_dashboard_runs.py": 60,
+    "test_paper_fashion.py": 51,
+    "test_paper_table4_control.py": 51,
+    "test_bench.py": 50,
+    "test_sweep_runs.py": 47,
+    "test_knn_sharded_processes.py": 38,
+    "test_gpu_check.py": 35,
+}
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +89,8 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Refuse a slow test outside tests/slow or a fast one inside it (before ``-m`` selects)."""
+    """Refuse a slow test outside tests/slow or a fast one inside it (before ``-m`` selects);
+    then put the longest files first (:data:`LONGEST`), the others in their order."""
     misplaced = sorted(
         item.nodeid
         for item in items
@@ -86,3 +102,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "slow tests belong in tests/slow (with pytestmark = pytest.mark.slow), fast ones "
             "outside it: " + ", ".join(misplaced[:10])
         )
+    items.sort(key=lambda item: -LONGEST.get(item.path.name, 0))

@@ -78,7 +78,7 @@ def _search_path(request: dict[str, Any]) -> list[str]:
     working directory), the request's PYTHONPATH, then the interpreter's own entries."""
     inherited = os.environ.get("PYTHONPATH", "")
     own = {os.path.abspath(p) for p in inherited.split(os.pathsep) if p}
-    rest = [p for p in sys.path[1:] if os.path.abspath(p) not in own]
+    rest = [p for p in sys.path if os.path.abspath(p) not in own]
     wanted = request["env"].get("PYTHONPATH", "")
     extra = [os.path.abspath(p) for p in wanted.split(os.pathsep) if p]
     script = request.get("script")
@@ -196,4 +196,5 @@ def _request(command: list[str]) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
+    del sys.path[0]  # this file's folder (tests/): neither the server's imports nor the children's
     _run(_serve())

@@ -4,6 +4,7 @@ over processes: tests/slow/test_certify_sharded.py; resume: tests/test_resume.py
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from idrs_lightning.certify_job.config import CertifyConfig
 from idrs_lightning.certify_job.results import read_rows
 from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.settings import CertificationSettings
+from tests.commands import Commands
 
 SMALL = CertificationSettings(n0=10, n=100)
 
@@ -20,16 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, offline_env) -> Path:
+def checkpoint(tmp_path_factory, commands: Commands) -> Path:
     """A LeNet trained for one epoch on digits with IDRS evaluation settings (r = 0.05)."""
     base = tmp_path_factory.mktemp("trained")
-    subprocess.run(
+    train = [sys.executable, str(ROOT / "train.py"), "fit", f"--runs_dir={base}", "--run_name=run"]
+    done = commands.run(
         [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "fit",
-            f"--runs_dir={base}",
-            "--run_name=run",
+            *train,
             "--data.dataset=digits",
             "--data.k=5",
             "--data.r=0.05",
@@ -40,40 +39,19 @@ def checkpoint(tmp_path_factory, offline_env) -> Path:
             "--trainer.accelerator=cpu",
             "--trainer.enable_progress_bar=false",
         ],
-        check=True,
-        capture_output=True,
-        env=offline_env,
-        cwd=base,
-        timeout=300,
+        base,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
     return base / "run" / "checkpoints" / "last.ckpt"
 
 
-def _rows_without_time(path: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "time"} for row in read_rows(path)]
-
-
-def _certify_command(checkpoint: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "certify.py"),
-        str(checkpoint),
-        str(out),
-        "--N0",
-        "50",
-        "--batch-size",
-        "200",
-        *extra,
-    ]
-
-
 @pytest.fixture
-def certify(offline_env):
+def certify(commands: Commands, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     """Run certify.py on a checkpoint into an output directory with extra arguments."""
 
     def run(checkpoint: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
-        command = _certify_command(checkpoint, out, *args)
-        return subprocess.run(command, env=offline_env, capture_output=True, timeout=300)
+        command = [sys.executable, str(ROOT / "certify.py"), str(checkpoint), str(out)]
+        return commands.run([*command, "--N0", "50", "--batch-size", "200", *args], tmp_path)
 
     return run
 

@@ -7,7 +7,6 @@ weight and BatchNorm statistic randomised so that a wrong key mapping changes th
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.normalization import COHEN_CIFAR10_MEAN, COHEN_CIFAR10_STD
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.module import BaseClassifierModule
+from tests.commands import Commands
 from tests.foreign_layouts import (
     cohen_model,
     save_cohen_checkpoint,
@@ -164,7 +164,7 @@ def test_certify_gives_the_rows_of_the_native_model(cohen20, tree, tmp_path, off
     ],
 )
 def test_bad_foreign_checkpoints_are_one_line(
-    make, arguments, message, cohen20, tree, tmp_path, offline_env
+    make, arguments, message, cohen20, tree, tmp_path, commands: Commands
 ) -> None:
     path = tmp_path / "file.pt"
     if make == "plain":
@@ -177,13 +177,7 @@ def test_bad_foreign_checkpoints_are_one_line(
         torch.save({"weights": [1, 2, 3]}, path)
     command = [sys.executable, str(ROOT / "certify.py"), str(path), str(tmp_path / "out")]
     data = ["--dataset", "imagefolder", "--root", str(tree), "--dataset-options", "{crop: 32}"]
-    done = subprocess.run(
-        [*command, *data, *arguments, "--N", "100"],
-        capture_output=True,
-        text=True,
-        env=offline_env,
-        timeout=120,
-    )
+    done = commands.run([*command, *data, *arguments, "--N", "100"], tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
@@ -191,14 +185,9 @@ def test_bad_foreign_checkpoints_are_one_line(
     assert not (tmp_path / "out" / "results.tsv").exists()
 
 
-def test_a_foreign_checkpoint_needs_its_data_named(tmp_path, cohen20, offline_env) -> None:
+def test_a_foreign_checkpoint_needs_its_data_named(tmp_path, cohen20, commands: Commands) -> None:
     torch.save(cohen20[0][1].state_dict(), tmp_path / "plain.pt")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "certify.py"), str(tmp_path / "plain.pt"), str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        env=offline_env,
-        timeout=120,
-    )
+    command = [sys.executable, str(ROOT / "certify.py"), str(tmp_path / "plain.pt")]
+    done = commands.run([*command, str(tmp_path / "o")], tmp_path, timeout=120)
     assert done.returncode == 2
     assert "--dataset is needed: " in done.stderr and "holds no data settings" in done.stderr

@@ -5,7 +5,6 @@ tests/slow/test_paper_experiments.py)."""
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from idrs_lightning.certification import renyi_radius, xi_greater
 from idrs_lightning.paper.__main__ import chosen, main
 from idrs_lightning.paper.core import paper_numbers
 from idrs_lightning.paper.registry import REPRODUCTIONS
+from tests.commands import Commands
 from tests.paper_records import read_record, verdicts_of
 
 THEORY = [item.id for item in REPRODUCTIONS.values() if item.kind == "theory"]
@@ -82,22 +82,20 @@ def test_fig13_constant_bound_and_the_small_sigma_claim(theory_out: Path) -> Non
     assert set(verdicts.values()) == {"agrees", "holds"}
 
 
-def test_list_and_all_selection() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "idrs_lightning.paper", "list"], capture_output=True, text=True
-    )
+def test_list_and_all_selection(commands: Commands, tmp_path: Path) -> None:
+    done = commands.run([sys.executable, "-m", "idrs_lightning.paper", "list"], tmp_path)
     assert done.returncode == 0
     assert [line.split()[0] for line in done.stdout.splitlines()] == list(REPRODUCTIONS)
     quick = [item.id for item in chosen("all", "quick")]
     assert "table1" in quick and "cone" in quick and "cifar10" not in quick
 
 
-def test_unknown_id_is_one_line_and_status_2(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "idrs_lightning.paper", "table9", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
+def test_unknown_id_is_one_line_and_status_2(tmp_path: Path, commands: Commands) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    done = commands.run(
+        [sys.executable, "-m", "idrs_lightning.paper", "table9", "--out", str(out)], tmp_path
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "unknown reproduction 'table9'" in done.stderr
-    assert not any(tmp_path.iterdir())
+    assert not any(out.iterdir())

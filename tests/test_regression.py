@@ -22,12 +22,13 @@ column, counts and bounds included, is still exact.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.commands import Commands
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data" / "regression"
@@ -64,7 +65,7 @@ def _columns(path: Path) -> tuple[list[list[str]], np.ndarray]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_results_are_byte_identical(case: str, tmp_path: Path, offline_env: dict) -> None:
+def test_results_are_byte_identical(case: str, tmp_path: Path, commands: Commands) -> None:
     out = tmp_path / case
     command = [
         sys.executable,
@@ -75,7 +76,7 @@ def test_results_are_byte_identical(case: str, tmp_path: Path, offline_env: dict
         str(tmp_path / "data"),
         *CASES[case],
     ]
-    done = subprocess.run(command, env=offline_env, capture_output=True, text=True, timeout=300)
+    done = commands.run(command, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     exact, close = _columns(out / "results.tsv")
     expected_exact, expected_close = _columns(DATA / f"{case}.tsv")

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.certify_resume import assert_cut_file_resumes, certify, command
+from tests.commands import Commands
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, offline_env) -> Path:
+def reference(tmp_path_factory, commands: Commands) -> Path:
     """An uninterrupted run's output directory (its --root beside it: the recorded settings
     include it, so a resume must reuse it)."""
     base = tmp_path_factory.mktemp("reference")
-    certify(command(base / "out", base / "data"), offline_env)
+    certify(commands, command(base / "out", base / "data"))
     return base / "out"
 
 
@@ -29,8 +30,8 @@ def reference(tmp_path_factory, offline_env) -> Path:
     ids=["torn-header", "header+torn-row", "23+torn"],
 )
 def test_a_cut_results_file_resumes_to_the_reference_rows(
-    reference, tmp_path, offline_env, rows: int, torn: bool
+    reference, tmp_path, commands: Commands, rows: int, torn: bool
 ) -> None:
     out = tmp_path / "interrupted"
     line = command(out, reference.parent / "data")
-    assert_cut_file_resumes(reference, out, line, offline_env, rows, torn)
+    assert_cut_file_resumes(commands, reference, out, line, rows, torn)

@@ -27,6 +27,7 @@ from tests.certify_resume import (
     command,
     without_time,
 )
+from tests.commands import Commands
 from tests.helpers import wait_for_file
 from tests.user_models import GatedNet
 
@@ -53,24 +54,24 @@ def env(offline_env) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, model, env) -> Path:
+def reference(tmp_path_factory, model, env, commands: Commands) -> Path:
     """An uninterrupted (ungated) run's output directory, its --root beside it."""
     base = tmp_path_factory.mktemp("reference")
-    certify(command(base / "out", base / "data", model), env)
+    certify(commands, command(base / "out", base / "data", model), env)
     return base / "out"
 
 
 @pytest.mark.parametrize(("rows", "torn"), [(12, False), (COUNT, True)], ids=["12", "all+torn"])
 def test_a_cut_results_file_resumes_to_the_reference_rows(
-    reference, model, tmp_path, env, rows: int, torn: bool
+    reference, model, tmp_path, env, commands: Commands, rows: int, torn: bool
 ) -> None:
     out = tmp_path / "interrupted"
     line = command(out, reference.parent / "data", model)
-    assert_cut_file_resumes(reference, out, line, env, rows, torn)
+    assert_cut_file_resumes(commands, reference, out, line, rows, torn, env)
 
 
 def test_a_run_killed_mid_run_resumes_to_the_reference_rows(
-    reference, model, tmp_path, env
+    reference, model, tmp_path, env, commands: Commands
 ) -> None:
     out = tmp_path / "killed"
     results = out / "results.tsv"
@@ -102,7 +103,7 @@ def test_a_run_killed_mid_run_resumes_to_the_reference_rows(
     assert note.startswith(f"rows={len(kept)} "), (note, len(kept))
     assert HOLD_AFTER <= len(kept) < COUNT
 
-    certify(line, env)
+    certify(commands, line, env)
 
     assert_same_rows(results, without_time(reference / "results.tsv"))
     resumed = read_rows(results)
