@@ -160,10 +160,10 @@ def main() -> None:
         times["floor"].append(interleaved.times["floor"])
     interleaved.remove()
 
-    s = callback.settings
+    s, inputs = callback.certification.settings, callback.certification.num_examples
     print(
         f"LeNet on {args.dataset}, batch {BATCH} ({batches_per_epoch} batches an epoch), "
-        f"{torch.get_num_threads()} threads; callback: {callback.num_examples} inputs, "
+        f"{torch.get_num_threads()} threads; callback: {inputs} inputs, "
         f"n0 = {s.n0}, n = {s.n}, batch {s.batch_size}: {rows} rows in {len(batches)} passes"
     )
     print(f"  epoch                   s {spread(times['epoch'])}")

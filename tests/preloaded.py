@@ -80,7 +80,8 @@ def _search_path(request: dict[str, Any]) -> list[str]:
     own = {os.path.abspath(p) for p in inherited.split(os.pathsep) if p}
     rest = [p for p in sys.path if os.path.abspath(p) not in own]
     wanted = request["env"].get("PYTHONPATH", "")
-    extra = [os.path.abspath(p) for p in wanted.split(os.pathsep) if p]
+    # as python does, an empty entry (a trailing separator) stands for the working directory
+    extra = [os.path.abspath(p) for p in wanted.split(os.pathsep)] if wanted else []
     script = request.get("script")
     first = os.path.dirname(os.path.realpath(script)) if script else os.getcwd()
     return [first, *extra, *rest]
