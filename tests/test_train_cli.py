@@ -11,18 +11,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.certification import CertificationCallback
 from idrs_lightning.settings import CertificationSettings
+from tests.train_runs import FAST
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-FAST = [
-    "--data.dataset=digits",
-    "--data.k=5",
-    "--data.batch_size=128",
-    "--model.network=mlp",
-    "--trainer.max_epochs=1",
-    "--trainer.accelerator=cpu",
-    "--trainer.enable_progress_bar=false",
-]
 
 
 def _train(
