@@ -142,3 +142,14 @@ class Interleaved:
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
+
+
+def sequential_tasks(sigma_b: float) -> dict[str, list[float]]:
+    """The radius grids of sequential CERTIFY's three benchmark tasks: one radius (sigma_b / 2,
+    a yes/no question), a four-radius curve (sigma_b / 2 to 2 sigma_b) and the default grid
+    (0 to 3 sigma_b in steps of sigma_b / 4)."""
+    return {
+        "one radius": [sigma_b / 2],
+        "four radii": [sigma_b / 2, sigma_b, 1.5 * sigma_b, 2 * sigma_b],
+        "full grid": [i * sigma_b / 4 for i in range(13)],
+    }

@@ -26,7 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from _common import flush_subnormals, print_floor_check, print_ratio, ratios, rotated, spread
+from _common import (
+    flush_subnormals,
+    print_floor_check,
+    print_ratio,
+    ratios,
+    rotated,
+    sequential_tasks,
+    spread,
+)
 
 SKIPPED = 3
 
@@ -340,6 +348,22 @@ def section_sequential(size: Size, device: torch.device) -> None:
     )
     per_input = ratios(seconds["fixed-n"], seconds["sequential"])
     print(f"  per input, fixed-n / sequential time: {spread(per_input, 'x')}")
+    settings = CertificationSettings(
+        n0=size.n0, n=size.seq_n, batch_size=size.seq_batch, sequential=True
+    )
+    for task, radii in sequential_tasks(sigma_b).items():  # all inputs at once: shared passes
+        smooth_task = Smooth(model, 10, 0.0, settings, (0.0, 1.0), radii)
+        start = time.perf_counter()
+        smooth_task.certify_many(xs[:count], [sigma_b] * count, list(range(count)))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        rows, made = smooth_task.passes.rows, smooth_task.passes.passes
+        print(
+            f"  task {task}: forward passes {rows:,}, ratio fixed-n / sequential "
+            f"{count * (size.n0 + size.seq_n) / rows:.3f}x; rows per pass "
+            f"{rows / made / size.seq_batch:.3f} of the batch ({made:,} passes, {elapsed:.2f} s)"
+        )
 
 
 # -- kNN sigma precompute -------------------------------------------------------------------

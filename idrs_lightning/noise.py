@@ -8,7 +8,7 @@ count or restarts; a batch holds whole blocks, possibly of several inputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,23 +55,52 @@ class NoiseBatch:
     segments: list[tuple[int, int, int]]
 
 
-def plan_batches(
-    num_inputs: int, num: int, blocks_per_batch: int, first_block: int = 0
-) -> Iterator[NoiseBatch]:
-    """``num`` samples of each of ``num_inputs`` inputs, input after input, in batches of at
-    most ``blocks_per_batch`` blocks (the last block of an input holds the remainder),
-    starting at block ``first_block`` (a sequential look continues where the last stopped)."""
+@dataclass
+class PassCount:
+    """Forward passes made and the noisy rows they held: ``rows / (passes * batch size)`` is
+    how full the passes were."""
+
+    passes: int = 0
+    rows: int = 0
+
+    def record(self, rows: int) -> None:
+        self.passes += 1
+        self.rows += rows
+
+
+#: ``(input, block, rows)``: the first ``rows`` samples of one noise block of one input.
+Work = tuple[int, int, int]
+
+
+def block_work(num_inputs: int, num: int, first_block: int = 0) -> list[Work]:
+    """``num`` samples of each of ``num_inputs`` inputs from block ``first_block`` on, input
+    after input (the last block of an input holds the remainder)."""
     blocks = blocks_needed(num)
     tail = num - (blocks - 1) * NOISE_BLOCK
-    work = [(i, first_block + b) for i in range(num_inputs) for b in range(blocks)]
+    return [
+        (i, first_block + b, tail if b == blocks - 1 else NOISE_BLOCK)
+        for i in range(num_inputs)
+        for b in range(blocks)
+    ]
+
+
+def samples_per_input(work: Sequence[Work], num_inputs: int) -> np.ndarray:
+    """Noisy samples that ``work`` draws for each of ``num_inputs`` inputs (int64)."""
+    drawn = np.zeros(num_inputs, dtype=np.int64)
+    for i, _, rows in work:
+        drawn[i] += rows
+    return drawn
+
+
+def plan_batches(work: Sequence[Work], blocks_per_batch: int) -> Iterator[NoiseBatch]:
+    """The ``work`` in order, in batches of at most ``blocks_per_batch`` blocks."""
     for first in range(0, len(work), blocks_per_batch):
         placed: list[tuple[int, int, int, int]] = []
         segments: list[tuple[int, int, int]] = []
         offset = 0
-        for i, b in work[first : first + blocks_per_batch]:
-            size = tail if b == first_block + blocks - 1 else NOISE_BLOCK
+        for i, b, size in work[first : first + blocks_per_batch]:
             placed.append((i, b, offset, offset + size))
-            if segments and segments[-1][0] == i:
+            if segments and segments[-1][0] == i and segments[-1][2] == offset:
                 segments[-1] = (i, segments[-1][1], offset + size)
             else:
                 segments.append((i, offset, offset + size))

@@ -18,7 +18,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from idrs_lightning.certification import clopper_pearson_lower, clopper_pearson_upper, idrs_radius
-from idrs_lightning.certification.sequential import SequentialCertifier, SequentialResult
+from idrs_lightning.certification.sequential import (
+    STOP_LEVEL,
+    SequentialCertifier,
+    SequentialResult,
+)
 from idrs_lightning.validation import (
     check_count,
     check_non_negative,
@@ -32,7 +36,7 @@ BoolArray = NDArray[np.bool_]
 
 
 def confidence_sequence(
-    successes: ArrayLike, looks: ArrayLike, alpha: float
+    successes: ArrayLike, looks: ArrayLike, alpha: float, upper_level: float | None = None
 ) -> tuple[FloatArray, FloatArray]:
     """Anytime-valid lower and upper bounds on a Bernoulli mean at the looks of one schedule.
 
@@ -51,6 +55,9 @@ def confidence_sequence(
         The whole schedule, strictly increasing, fixed in advance.
     alpha : float in ``(0, 1)``
         Error probability of each of the two sequences.
+    upper_level : float in ``(0, 1)``, optional
+        Level of each look's upper bound instead of ``alpha / J`` (the certifier's
+        ``stop_level``, which only decides when to stop).
 
     Returns
     -------
@@ -75,11 +82,16 @@ def confidence_sequence(
     if (counts > n).any():
         raise ValueError("successes must not exceed the look sizes")
     per_look = float(level) / sizes.size
-    return clopper_pearson_lower(counts, n, per_look), clopper_pearson_upper(counts, n, per_look)
+    upper = per_look if upper_level is None else upper_level
+    return clopper_pearson_lower(counts, n, per_look), clopper_pearson_upper(counts, n, upper)
 
 
 def sequential_certify(
-    successes: ArrayLike, looks: ArrayLike, thresholds: ArrayLike, alpha: float
+    successes: ArrayLike,
+    looks: ArrayLike,
+    thresholds: ArrayLike,
+    alpha: float,
+    stop_level: float = STOP_LEVEL,
 ) -> SequentialResult:
     """Sequential CERTIFY from the counts of whole streams: the certifier fed column by column.
 
@@ -94,6 +106,8 @@ def sequential_certify(
         :func:`~idrs_lightning.certification.sequential.radius_thresholds`, shared by all
         inputs or per input.
     alpha : float in ``(0, 1)``
+    stop_level : float in ``(0, 1)``
+        The certifier's level of the upper bounds that decide when to stop.
 
     Returns
     -------
@@ -107,14 +121,17 @@ def sequential_certify(
     if limit.ndim not in (1, 2):
         raise ValueError(f"thresholds must have shape (K,) or (inputs, K), got {limit.shape}")
     limit = np.broadcast_to(limit, (counts.shape[0], limit.shape[-1]))
-    certifier = SequentialCertifier(limit, looks, alpha)  # validates thresholds, looks, alpha
+    certifier = SequentialCertifier(
+        limit, looks, alpha, stop_level
+    )  # validates thresholds, looks, alpha
     schedule = np.size(looks)
     if counts.shape[1] > schedule:
         raise ValueError(f"successes has {counts.shape[1]} looks, the schedule only {schedule}")
     for j in range(counts.shape[1]):
         if certifier.finished:
             break
-        certifier.update(counts[:, j])
+        rows = np.flatnonzero(certifier.active)
+        certifier.update(rows, counts[rows, j])
     return certifier.result()
 
 

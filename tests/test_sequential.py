@@ -55,7 +55,7 @@ def test_sequential_samples_are_a_prefix_of_fixed_n() -> None:
 
 
 def test_far_inputs_stop_early_and_near_ones_sample_more() -> None:
-    margins = np.array([2.0, 0.05])  # 0.05: p_A close to the threshold of radius 0.0625
+    margins = np.array([2.0, 0.0625])  # 0.0625: p_A at the threshold of radius 0.0625
     far, near = _smooth(True, 100_000).certify_many(_points(margins), [SIGMA] * 2, [1, 2])
     assert far.prediction == 1 and far.samples <= 16_000
     assert far.radius >= GRID[-1]  # settled as certified at every grid radius

@@ -15,6 +15,7 @@ from idrs_lightning.certification import (
     idrs_radius,
 )
 from idrs_lightning.certification.sequential import (
+    STOP_LEVEL,
     ZERO_RADIUS_THRESHOLD,
     SequentialCertifier,
     budget_thresholds,
@@ -45,24 +46,42 @@ def _tolerance(reps: int, alpha: float) -> float:
 # --- look_schedule -----------------------------------------------------------------------
 
 
-def test_look_schedule_default_doubles_to_n_max() -> None:
-    expected = [1000, 2000, 4000, 8000, 16000, 32000, 64000, 100000]
-    assert look_schedule(100_000).tolist() == expected
+def test_look_schedule_default_grows_by_a_fifth_from_100() -> None:
+    # 100 * 1.2**k rounded up to whole noise blocks of 100 samples, repeats dropped
+    expected = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1100, 1300, 1600, 1900, 2300]
+    expected += [2700, 3200, 3900, 4700, 5600, 6700, 8000, 9600, 11500, 13800, 16500, 19800]
+    expected += [23800, 28500, 34200, 41100, 49300, 59100, 70900, 85100, 100000]
+    assert look_schedule(100_000, step=100).tolist() == expected
     assert look_schedule(100_000).dtype == np.int64
-    assert look_schedule(64_000).tolist() == expected[:-1]  # n_max on a look: no repeat
-    assert look_schedule(500).tolist() == [500]
-    assert look_schedule(1000).tolist() == [1000]
-    assert look_schedule(1001).tolist() == [1000, 1001]
+    assert look_schedule(100_000)[:4].tolist() == [100, 120, 144, 173]  # step 1: ceil only
+    assert look_schedule(85_100, step=100).tolist() == expected[:-1]  # n_max on a look
+    assert look_schedule(50).tolist() == [50]
+    assert look_schedule(100).tolist() == [100]
+    assert look_schedule(101).tolist() == [100, 101]
 
 
-@pytest.mark.parametrize(("n_max", "first", "ratio"), [(1000, 1, 1.1), (10**6, 7, 1.5), (50, 3, 3)])
-def test_look_schedule_is_strictly_increasing_geometric(n_max: int, first: int, ratio: float):
-    looks = look_schedule(n_max, first, ratio)
-    assert looks[0] == first and looks[-1] == n_max
+@pytest.mark.parametrize(
+    ("n_max", "first", "ratio", "step"),
+    [
+        (1000, 1, 1.1, 1),
+        (10**6, 7, 1.5, 1),
+        (50, 3, 3, 1),
+        (100_000, 100, 1.5, 100),
+        (10_050, 1, 1.3, 7),
+    ],
+)
+def test_look_schedule_is_strictly_increasing_geometric(
+    n_max: int, first: int, ratio: float, step: int
+):
+    looks = look_schedule(n_max, first, ratio, step)
+    assert looks[0] == -(-first // step) * step and looks[-1] == n_max
     assert np.all(np.diff(looks) > 0)
-    # every look but the last is a rounded first * ratio**k
-    k = np.round(np.log(looks[:-1] / first) / np.log(ratio))
-    assert np.all(np.abs(looks[:-1] - first * ratio**k) <= 0.5 + 1e-9 * looks[:-1])
+    assert np.all(looks[:-1] % step == 0)
+    # every look but the last is first * ratio**k rounded up to a multiple of step: the
+    # least such multiple of step at or above some term of the geometric sequence
+    terms = first * ratio ** np.arange(200)
+    for look in looks[:-1]:
+        assert np.any((look >= terms - 1e-9 * terms) & (look - terms < step))
 
 
 @pytest.mark.parametrize(
@@ -175,14 +194,14 @@ def test_a_single_threshold_at_p_is_the_worst_case_and_still_sound() -> None:
     p, alpha = 0.9, 0.05
     threshold = np.array([np.nextafter(p, 1.0)])
     counts = _streams(p, REPS, LOOKS, seed=3)
-    result = sequential_certify(counts, LOOKS, threshold, alpha)
+    result = sequential_certify(counts, LOOKS, threshold, alpha, stop_level=alpha / LOOKS.size)
     assert result.certified.sum() <= _tolerance(REPS, alpha)
     assert result.impossible.sum() <= _tolerance(REPS, alpha)  # p is not below the threshold
     # p is below the budget threshold: stopping for futility is right, and most streams
     # still need the last look to show it
     budget = budget_thresholds(threshold, LOOKS[-1], alpha / LOOKS.size)
     assert p < budget[0]
-    assert 0.5 < np.mean(result.n == LOOKS[-1]) < 0.95
+    assert 0.3 < np.mean(result.n == LOOKS[-1]) < 0.95
 
 
 @pytest.mark.parametrize("p", [0.6, 0.9, 0.999])
@@ -195,7 +214,7 @@ def test_beyond_budget_claims_are_wrong_at_rate_at_most_alpha(p: float) -> None:
     budget = budget_thresholds(threshold, LOOKS[-1], level)
     assert budget[0] <= p
     counts = _streams(p, REPS, LOOKS, seed=11 + int(p * 1e3))
-    result = sequential_certify(counts, LOOKS, threshold, alpha)
+    result = sequential_certify(counts, LOOKS, threshold, alpha, stop_level=level)
     assert result.beyond_budget.sum() <= _tolerance(REPS, alpha), result.beyond_budget.sum()
     assert (result.p_a_upper < p).sum() <= _tolerance(REPS, alpha)
 
@@ -266,7 +285,7 @@ def test_settle_by_hand() -> None:
 
 def _replay_reference(counts, looks, thresholds, alpha):
     """Stopping look and bounds from confidence_sequence, running extrema and settle."""
-    lower, upper = confidence_sequence(counts, looks, alpha)
+    lower, upper = confidence_sequence(counts, looks, alpha, STOP_LEVEL)
     lower, upper = np.maximum.accumulate(lower, axis=1), np.minimum.accumulate(upper, axis=1)
     certified, _ = settle(lower, upper, thresholds[:, None, :])
     budget = budget_thresholds(thresholds, looks[-1], alpha / looks.size)[:, None, :]
@@ -290,11 +309,12 @@ def test_certifier_look_by_look_matches_batch_and_reference() -> None:
     counts = np.zeros(p.size, dtype=np.int64)
     j = 0
     while not certifier.finished:
-        active = certifier.active
-        assert np.all(certifier.next_n - drawn[active] == LOOKS[j] - (LOOKS[j - 1] if j else 0))
+        active = np.flatnonzero(certifier.active)
+        target = certifier.next_n[active]
+        assert np.all(target - drawn[active] == LOOKS[j] - (LOOKS[j - 1] if j else 0))
         counts[active] += increments[active, j]
-        drawn[active] = certifier.next_n
-        assert np.array_equal(certifier.update(counts), certifier.active)
+        drawn[active] = target
+        certifier.update(active, counts[active])
         j += 1
     result = certifier.result()
     assert np.array_equal(result.n, drawn)
@@ -312,15 +332,37 @@ def test_certifier_look_by_look_matches_batch_and_reference() -> None:
     assert np.array_equal(result.settled, ~result.unsettled.any(axis=1))
     assert np.all(result.settled | (result.n == LOOKS[-1]))
     assert np.array_equal(result.abstain, result.p_a_lower <= 0.5)
-    assert np.all(result.n[p == 0.3] == LOOKS[0])
-    # p = 1 and sigma = 0.5: the grid ends at 1.5 sigma, certified at the first look; with
+    assert np.median(result.n[p == 0.3]) == LOOKS[0] and result.n[p == 0.3].max() <= 1000
+    # p = 1 and sigma = 0.5: the grid ends at 1.5 sigma, certified at the first look whose
+    # all-successes lower bound (alpha / J)**(1 / n) reaches Phi(1.5); with
     # sigma = 0.12 it ends at 6.25 sigma, out of reach of 100,000 samples (never impossible,
     # as every upper bound is 1, but beyond the budget from the start): the input stops once
     # the reachable radii are certified, at the look that reaches 3.8 sigma
     easy, hard = (p == 1.0) & (sigma == 0.5), (p == 1.0) & (sigma == 0.12)
-    assert np.all(result.certified[easy]) and np.all(result.n[easy] == LOOKS[0])
+    reach = (alpha / LOOKS.size) ** (1 / LOOKS) >= special.ndtr(1.5)
+    assert np.all(result.certified[easy]) and np.all(result.n[easy] == LOOKS[reach][0])
     assert not result.certified[hard, -1].any() and result.beyond_budget[hard, -1].all()
     assert np.all(result.settled[hard]) and np.all(result.n[hard] < LOOKS[-1])
+
+
+def test_inputs_move_through_the_looks_independently() -> None:
+    # Inputs advanced in a random interleaving (as forward passes shared by inputs at
+    # different looks deliver them) end exactly where the lockstep replay ends.
+    rng = np.random.default_rng(8)
+    p = rng.choice([0.3, 0.9, 0.99, 0.999, 1.0], size=400)
+    thresholds = radius_thresholds(GRID, SIGMA)[None, :].repeat(p.size, axis=0)
+    streams = rng.binomial(np.diff(LOOKS, prepend=0), p[:, None]).cumsum(axis=1)
+    certifier = SequentialCertifier(thresholds, LOOKS, 0.001)
+    made = np.zeros(p.size, dtype=np.int64)  # looks made per input
+    while not certifier.finished:
+        active = np.flatnonzero(certifier.active)
+        rows = active[rng.random(active.size) < 0.3]
+        assert np.array_equal(certifier.next_n[rows], LOOKS[made[rows]])
+        certifier.update(rows, streams[rows, made[rows]])
+        made[rows] += 1
+    lockstep = sequential_certify(streams, LOOKS, thresholds, 0.001)
+    for a, b in zip(certifier.result(), lockstep, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_certifier_before_any_look_and_partial_batch() -> None:
@@ -329,8 +371,8 @@ def test_certifier_before_any_look_and_partial_batch() -> None:
     start = certifier.result()
     assert start.n.tolist() == [0] and start.look.tolist() == [-1]
     assert start.p_a_lower.tolist() == [0.0] and start.p_a_upper.tolist() == [1.0]
-    assert certifier.next_n == LOOKS[0]
-    partial = sequential_certify([[1000]], LOOKS, thresholds, 0.01)  # first look only
+    assert certifier.next_n.tolist() == [LOOKS[0]]
+    partial = sequential_certify([[LOOKS[0]]], LOOKS, thresholds, 0.01)  # first look only
     assert partial.look.tolist() == [0] and partial.certified[0, 0]
 
 
@@ -338,18 +380,22 @@ def test_certifier_rejects_misuse() -> None:
     thresholds = radius_thresholds(GRID, SIGMA)[None, :].repeat(2, axis=0)
     certifier = SequentialCertifier(thresholds, [1000, 2000], 0.01)
     with pytest.raises(ValueError, match="n_success"):
-        certifier.update([1001, 5])
+        certifier.update([0, 1], [1001, 5])
     with pytest.raises(ValueError, match="n_success"):
-        certifier.update([5])
-    certifier.update([600, 5])
+        certifier.update([0, 1], [5])
+    with pytest.raises(ValueError, match="rows"):
+        certifier.update([0, 0], [5, 5])
+    with pytest.raises(ValueError, match="rows"):
+        certifier.update([2], [5])
+    certifier.update([0], [600])  # inputs move through the looks independently
+    assert certifier.next_n.tolist() == [2000, 1000]
     with pytest.raises(ValueError, match="n_success"):
-        certifier.update([500, 5])  # not cumulative
-    certifier.update([1500, 5])
-    assert certifier.finished
-    with pytest.raises(RuntimeError):
-        certifier.update([1500, 5])
-    with pytest.raises(RuntimeError):
-        _ = certifier.next_n
+        certifier.update([0], [500])  # not cumulative
+    certifier.update([0, 1], [1500, 5])
+    assert certifier.active.tolist() == [False, False]  # 0 made the last look, 1 abstains
+    assert certifier.finished and certifier.next_n.tolist() == [2000, 1000]
+    with pytest.raises(ValueError, match="rows"):
+        certifier.update([0], [1500])
     with pytest.raises(ValueError, match="thresholds"):
         SequentialCertifier(thresholds[0], [1000], 0.01)
     with pytest.raises(ValueError, match="thresholds"):

@@ -51,9 +51,10 @@ def checked_sigmas(
     return sigma
 
 
-def refuse_nonfinite(nonfinite: np.ndarray, num: int, indices: Sequence[int]) -> None:
+def refuse_nonfinite(nonfinite: np.ndarray, drawn: np.ndarray, indices: Sequence[int]) -> None:
     """Votes are the argmax of finite logits only: argmax of NaN is an arbitrary class, and a
-    broken model's "votes" would certify every input.
+    broken model's "votes" would certify every input. ``nonfinite`` and ``drawn`` count, per
+    input, the noisy copies with non-finite logits and all noisy copies.
 
     Raises:
         ValueError: naming the first input with non-finite logits, before any of its votes
@@ -63,7 +64,7 @@ def refuse_nonfinite(nonfinite: np.ndarray, num: int, indices: Sequence[int]) ->
         first = int(np.argmax(nonfinite > 0))
         raise ValueError(
             f"the base classifier's logits are NaN or infinite for input {indices[first]} (on "
-            f"{int(nonfinite[first])} of {num} noisy copies): the model is broken (did its "
-            "training diverge? under reduced precision, did a logit overflow?), so it gets "
-            "no certificate"
+            f"{int(nonfinite[first])} of {int(drawn[first])} noisy copies): the model is broken "
+            "(did its training diverge? under reduced precision, did a logit overflow?), so it "
+            "gets no certificate"
         )

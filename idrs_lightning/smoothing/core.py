@@ -23,7 +23,16 @@ import torch
 from torch import nn
 
 from idrs_lightning.certification import binomial_abstain_test, certified_radius
-from idrs_lightning.noise import PREDICTION, SELECTION, fill_block_noise, plan_batches
+from idrs_lightning.noise import (
+    PREDICTION,
+    SELECTION,
+    PassCount,
+    Work,
+    block_work,
+    fill_block_noise,
+    plan_batches,
+    samples_per_input,
+)
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing.certificate import ABSTAIN, Certificate
 from idrs_lightning.smoothing.checks import checked_sigmas, refuse_nonfinite
@@ -69,6 +78,7 @@ class Smooth:
         self.r = float(check_non_negative("r", r))
         self.settings = settings
         self.input_range = input_range
+        self.passes = PassCount()
 
     def certify(self, x: torch.Tensor, sigma: float, index: int) -> Certificate:
         """Cohen et al.'s CERTIFY, with the radius of Theorem 7 when ``r > 0``.
@@ -140,20 +150,26 @@ class Smooth:
         ]
 
     def counts(
+        self, xs: torch.Tensor, sigma: np.ndarray, num: int, indices: list[int], stage: int
+    ) -> np.ndarray:
+        """Class counts ``[k x classes]`` of the base classifier on the first ``num`` noisy
+        copies of each input."""
+        return self.block_counts(xs, sigma, indices, stage, block_work(len(xs), num))
+
+    def block_counts(
         self,
         xs: torch.Tensor,
         sigma: np.ndarray,
-        num: int,
         indices: list[int],
         stage: int,
-        first_block: int = 0,
+        work: Sequence[Work],
     ) -> np.ndarray:
-        """Class counts ``[k x classes]`` of the base classifier on ``num`` noisy copies of
-        each input (from noise block ``first_block`` on), whole noise blocks per forward
-        pass, counted on the device."""
+        """Class counts ``[k x classes]`` of the base classifier on the noise blocks ``work``
+        (``(input, block, rows)``, in order), whole blocks per forward pass, counted on the
+        device; :attr:`passes` records each pass."""
         counts = torch.zeros((len(xs), self.num_classes), dtype=torch.long, device=xs.device)
         nonfinite = torch.zeros(len(xs), dtype=torch.long, device=xs.device)
-        batches = list(plan_batches(len(xs), num, self.settings.blocks_per_batch, first_block))
+        batches = list(plan_batches(work, self.settings.blocks_per_batch))
         buffer = torch.empty(
             (max(b.rows for b in batches), *xs.shape[1:]), device=xs.device, dtype=xs.dtype
         )
@@ -169,6 +185,7 @@ class Smooth:
                     # itself, not a float32 rounding of it (see the module docstring)
                     noise.copy_(torch.add(inputs[i], noise.double(), alpha=float(sigma[i])))
                 logits = self.base_classifier(batch)
+                self.passes.record(plan.rows)
                 if logits.shape != (len(batch), self.num_classes):
                     raise ValueError(
                         f"the base classifier returned logits of shape {tuple(logits.shape)} "
@@ -180,5 +197,5 @@ class Smooth:
                 for i, start, end in plan.segments:
                     counts[i] += torch.bincount(predictions[start:end], minlength=self.num_classes)
                     nonfinite[i] += broken[start:end].sum()
-        refuse_nonfinite(nonfinite.cpu().numpy(), num, indices)
+        refuse_nonfinite(nonfinite.cpu().numpy(), samples_per_input(work, len(xs)), indices)
         return counts.cpu().numpy()

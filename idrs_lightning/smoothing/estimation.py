@@ -22,7 +22,7 @@ from idrs_lightning.certification.sequential import (
     look_schedule,
     radius_thresholds,
 )
-from idrs_lightning.noise import ESTIMATION, NOISE_BLOCK
+from idrs_lightning.noise import ESTIMATION, NOISE_BLOCK, Work, blocks_needed, samples_per_input
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.validation import InvalidSetting
 
@@ -57,6 +57,10 @@ class Estimation(Protocol):
 
     def estimate(self, smooth: Smooth, selected: Selected) -> Estimate: ...
 
+    def inputs_per_group(self) -> int:
+        """Inputs estimated together, so that their samples fill whole forward passes."""
+        ...
+
 
 @dataclass(frozen=True)
 class FixedSampleEstimation:
@@ -75,37 +79,64 @@ class FixedSampleEstimation:
         samples = np.full(len(counts), s.n)
         return Estimate(counts, samples, decision.certified, decision.p_a_lower, decision.p_b_upper)
 
+    def inputs_per_group(self) -> int:
+        return max(1, self.settings.blocks_per_batch // blocks_needed(self.settings.n))
+
+
+#: Forward passes that a group's first look fills in sequential CERTIFY: inputs leave the group
+#: at different looks, and the rest must still fill the passes.
+SEQUENTIAL_GROUP_PASSES = 4
+
 
 @dataclass(frozen=True)
 class SequentialEstimation:
     """Each input's estimation stream (the samples fixed-n CERTIFY draws first), look by look,
     until its answer at every radius of ``radii`` is settled or ``n`` samples are drawn; the
     bound is :class:`~idrs_lightning.certification.SequentialCertifier`'s confidence sequence,
-    valid at the look where the input stopped (level ``1 - alpha`` over all looks)."""
+    valid at the look where the input stopped (level ``1 - alpha`` over all looks).
+
+    Inputs move through the looks independently: every forward pass is filled with the next
+    noise blocks of whichever inputs are still active, so passes stay full while enough
+    samples are outstanding, whatever look each input is at."""
 
     settings: CertificationSettings
     radii: np.ndarray
 
+    @property
+    def looks(self) -> np.ndarray:
+        """The schedule: looks on whole noise blocks, up to ``n``."""
+        return look_schedule(self.settings.n, step=NOISE_BLOCK)
+
     def estimate(self, smooth: Smooth, selected: Selected) -> Estimate:
         s, xs, sigma, indices = self.settings, selected.xs, selected.sigma, selected.indices
         thresholds = radius_thresholds(self.radii, sigma, smooth.r, xs[0].numel())
-        certifier = SequentialCertifier(thresholds, look_schedule(s.n), s.alpha)
+        certifier = SequentialCertifier(thresholds, self.looks, s.alpha)
         counts = np.zeros((len(xs), smooth.num_classes), dtype=np.int64)
-        samples = np.zeros(len(xs), dtype=np.int64)
-        rows = np.arange(len(xs))
+        drawn = np.zeros(len(xs), dtype=np.int64)
         while not certifier.finished:
-            active = np.flatnonzero(certifier.active)
-            target = certifier.next_n
-            drawn = int(samples[active[0]])  # active inputs have all reached the same look
-            chosen = [indices[i] for i in active]
-            first_block = drawn // NOISE_BLOCK
-            counts[active] += smooth.counts(
-                xs[active], sigma[active], target - drawn, chosen, ESTIMATION, first_block
-            )
-            samples[active] = target
-            certifier.update(counts[rows, selected.c_a_hat])
+            work = outstanding_blocks(drawn, certifier.next_n, certifier.active)
+            if len(work) > s.blocks_per_batch:  # whole passes now, the rest with the next look
+                work = work[: len(work) // s.blocks_per_batch * s.blocks_per_batch]
+            counts += smooth.block_counts(xs, sigma, indices, ESTIMATION, work)
+            drawn += samples_per_input(work, len(xs))
+            reached = np.flatnonzero(certifier.active & (drawn == certifier.next_n))
+            certifier.update(reached, counts[reached, selected.c_a_hat[reached]])
         p_a_lower = certifier.result().p_a_lower
-        return Estimate(counts, samples, p_a_lower > 0.5, p_a_lower, np.full(len(xs), np.nan))
+        return Estimate(counts, drawn, p_a_lower > 0.5, p_a_lower, np.full(len(xs), np.nan))
+
+    def inputs_per_group(self) -> int:
+        first = blocks_needed(int(self.looks[0]))
+        return max(1, SEQUENTIAL_GROUP_PASSES * self.settings.blocks_per_batch // first)
+
+
+def outstanding_blocks(drawn: np.ndarray, target: np.ndarray, active: np.ndarray) -> list[Work]:
+    """The noise blocks that take each active input from ``drawn`` samples (a whole number of
+    blocks) to ``target``, input after input."""
+    work: list[Work] = []
+    for i in np.flatnonzero(active):
+        for block in range(int(drawn[i]) // NOISE_BLOCK, blocks_needed(int(target[i]))):
+            work.append((int(i), block, min(NOISE_BLOCK, int(target[i]) - block * NOISE_BLOCK)))
+    return work
 
 
 def estimation_for(settings: CertificationSettings, radii: Sequence[float] | None) -> Estimation:

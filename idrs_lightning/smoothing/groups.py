@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from idrs_lightning.noise import blocks_needed
 from idrs_lightning.smoothing.certificate import Certificate
 from idrs_lightning.smoothing.checks import checked_sigmas
 
@@ -44,8 +43,7 @@ def certify_groups(
     if labels is not None and len(labels) != len(xs):
         raise ValueError(f"lengths differ: {len(xs)} inputs, {len(labels)} labels")
     sigma = checked_sigmas(smooth, xs, sigmas, indices)
-    settings = smooth.settings
-    group = max(1, settings.blocks_per_batch // blocks_needed(settings.n))
+    group = smooth.estimation.inputs_per_group()
     for first in range(0, len(xs), group):
         chosen = slice(first, first + group)
         label = None if labels is None else np.asarray(labels[chosen], dtype=np.int64)

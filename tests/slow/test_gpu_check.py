@@ -112,6 +112,17 @@ def _sequential(block: str) -> None:
     assert per_pass == pytest.approx(rate_fixed / rate_sequential, abs=1e-3)
     (per_input,) = _all_consistent(block).values()
     assert per_input.rounds == inputs, "a round is one input"
+    for task in ("one radius", "four radii", "full grid"):
+        rows = number(rf"task {task}: forward passes ([\d,]+)", block)
+        ratio = number(
+            rf"task {task}: forward passes [\d,]+, ratio fixed-n / sequential ([0-9.]+)x", block
+        )
+        full = number(rf"task {task}: .* rows per pass ([0-9.]+) of the batch", block)
+        made = number(rf"task {task}: .* of the batch \(([\d,]+) passes", block)
+        assert inputs * n0 <= rows <= inputs * (n0 + n)
+        assert ratio == pytest.approx(inputs * (n0 + n) / rows, abs=5e-4)
+        batch = number(r"batch (\d+), radius grid", block)
+        assert full == pytest.approx(rows / made / batch, abs=5e-4) and 0 < full <= 1
 
 
 def _knn(block: str) -> None:
