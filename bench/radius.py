@@ -40,7 +40,7 @@ from idrs_lightning.certification import (
     cohen_radius,
     idrs_radius,
 )
-from idrs_lightning.certification.sequential import radius_thresholds
+from idrs_lightning.certification.sequential import clear_threshold_cache, radius_thresholds
 from idrs_lightning.models import build_model
 
 #: Forward passes per input at the demo's settings (Cohen et al.'s n): the sampling cost the
@@ -269,7 +269,8 @@ def run_cost(inputs: int, singles: int, rows: int, batch: int, rounds: int, seed
     Per setting: ``idrs_radius`` one input per call (as certification calls it) and vectorised
     over ``inputs`` inputs, ``radius_thresholds`` of a 13-radius grid (0 to 3 sigma_b, step
     sigma_b / 4, as sequential certification asks) one input per call, and the radius with a
-    separate ``p_b`` one input per call; each input has its own sigma(x) in the setting's
+    separate ``p_b`` one input per call (the thresholds searched afresh: their cache is
+    cleared before each call); each input has its own sigma(x) in the setting's
     range and a Clopper-Pearson p_a. The sampling is ``rows`` LeNet forward passes, scaled to
     ``SAMPLES`` per input; every variant runs in the same interleaved rounds.
     """
@@ -291,7 +292,8 @@ def run_cost(inputs: int, singles: int, rows: int, batch: int, rounds: int, seed
                 sigma, r, dim, p_a
             ),
             f"{dim} thresholds": lambda sigma=sigma, r=r, dim=dim, grid=grid: [
-                radius_thresholds(grid, sigma[i], r, dim) for i in range(singles)
+                (clear_threshold_cache(), radius_thresholds(grid, sigma[i], r, dim))
+                for i in range(singles)
             ],
             f"{dim} p_b": lambda sigma=sigma, r=r, dim=dim, p_a2=p_a2, p_b=p_b: [
                 idrs_radius(sigma[i], r, dim, p_a2[i], p_b[i]) for i in range(singles)
