@@ -91,11 +91,13 @@ class CenteredBase:
     """
 
     def __init__(self, base: NDArray[np.float32], device: torch.device) -> None:
-        raw = torch.from_numpy(base).to(device)
+        host = torch.from_numpy(base)
+        raw = host.to(device)
         # any float32 vector is a valid centre; the mean makes the norms smallest
         center = raw.mean(dim=0) if len(base) else raw.new_zeros(base.shape[1])
         self.center = center.cpu().numpy()
-        self.tensor = raw - center
+        # shifted in place where the device holds a copy (one database on the device, not two)
+        self.tensor = raw - center if raw.data_ptr() == host.data_ptr() else raw.sub_(center)
         with ieee_float32_matmul():  # a batched product: any summation order is bounded
             self.squared = torch.einsum("ij,ij->i", self.tensor, self.tensor)
         factor = float32_error_factor(base.shape[1])
