@@ -65,6 +65,24 @@ def test_near_ties_are_resolved_in_float64() -> None:
     np.testing.assert_allclose(got, brute_force_mean_knn(queries, database, 3, False), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_far_from_the_origin_with_near_ties(backend: str) -> None:
+    # The searches rank on copies centred by the database mean: data far from the origin (the
+    # centring rounds in float32) and rows with many near-ties must still come out exact.
+    rng = np.random.default_rng(2)
+    database = -500.0 + rng.integers(0, 4, (400, 96)) + 1e-4 * rng.random((400, 96))
+    database = database.astype(np.float32)
+    queries = database[:60] + np.float32(1e-3)
+    for k in (1, 5, 30):
+        got = mean_knn_distance(queries, database, k, backend=backend, chunk_size=25)
+        want = brute_force_mean_knn(queries, database, k, False)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        loo = mean_knn_distance(database, database, k, exclude_self=True, backend=backend)
+        np.testing.assert_allclose(
+            loo, brute_force_mean_knn(database, database, k, True), rtol=1e-12
+        )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -10,7 +10,12 @@ import torch
 
 from idrs_lightning.data.arrays import ArraySplit
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.sigma.knn import float32_error_factor, mean_knn_distance
+from idrs_lightning.sigma.knn import (
+    CenteredBase,
+    float32_error_factor,
+    mean_knn_distance,
+    shift_error,
+)
 from idrs_lightning.sigma.knn_streamed import shard, streamed_mean_knn_distance
 from tests.helpers import brute_force_mean_knn
 
@@ -91,6 +96,27 @@ def test_the_float32_error_bound_holds() -> None:
         nq, nb = np.linalg.norm(q64, axis=1)[:, None], np.linalg.norm(b64, axis=1)[None]
         bound = float32_error_factor(3072) * (nb**2 + 2 * nq * nb)
         assert np.all(np.abs(computed - exact) <= bound)
+
+
+def test_the_centred_bounds_hold() -> None:
+    # The searches rank candidates on centred copies q' = fl(q - c), b' = fl(b - c): the raw
+    # distance must lie within sqrt(|q'|^2 + s -+ e) -+ shift_error(|q'| + |b'|).
+    rng = np.random.default_rng(7)
+    for offset, scale in ((0.0, 1.0), (100.0, 1e-3), (-3e3, 10.0)):
+        b = (offset + scale * rng.random((90, 3072))).astype(np.float32)
+        q = (offset + scale * rng.random((40, 3072))).astype(np.float32)
+        centered = CenteredBase(b, torch.device("cpu"))
+        shifted = centered.shift(q)
+        qt = torch.from_numpy(shifted)
+        scores = torch.addmm(centered.squared, qt, centered.tensor.T, alpha=-2.0).double().numpy()
+        qsq = (shifted.astype(np.float64) ** 2).sum(1)[:, None]
+        bsq = centered.norm_sq[None]
+        assert np.all(bsq >= (centered.tensor.double().numpy() ** 2).sum(1)[None])
+        error = float32_error_factor(3072) * (bsq + 2 * np.sqrt(qsq * bsq))
+        slack = shift_error(np.sqrt(qsq) + np.sqrt(bsq))
+        exact = np.sqrt(((q.astype(np.float64)[:, None] - b.astype(np.float64)[None]) ** 2).sum(2))
+        assert np.all(exact <= np.sqrt(qsq + scores + error) + slack)
+        assert np.all(exact >= np.sqrt(np.maximum(qsq + scores - error, 0.0)) - slack)
 
 
 def test_shards_cover_the_database_once() -> None:

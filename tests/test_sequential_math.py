@@ -19,6 +19,7 @@ from idrs_lightning.certification.sequential import (
     ZERO_RADIUS_THRESHOLD,
     SequentialCertifier,
     budget_thresholds,
+    clear_threshold_cache,
     look_schedule,
     radius_thresholds,
     settle,
@@ -463,6 +464,23 @@ def test_thresholds_broadcast_per_input() -> None:
     np.testing.assert_array_equal(t[0], radius_thresholds(radii, 0.12))
     np.testing.assert_array_equal(t[2], radius_thresholds(radii, 0.5, 0.01, 784))
     assert radius_thresholds(radii, 0.25).shape == (3,)
+
+
+def test_remembered_thresholds_are_the_searched_ones() -> None:
+    # Designs (sigma, r, dim) are searched once and remembered: a repeat, a later call and a
+    # different batch around it all give the thresholds of a fresh search, bit for bit.
+    radii = np.linspace(0.0, 0.75, 7)
+    sigma = np.array([0.25, 0.5, 0.25, 0.12])
+    clear_threshold_cache()
+    batch = radius_thresholds(radii, sigma, 0.01, 784)
+    np.testing.assert_array_equal(batch[0], batch[2])
+    for i, s in enumerate(sigma):
+        clear_threshold_cache()
+        np.testing.assert_array_equal(radius_thresholds(radii, s, 0.01, 784), batch[i])
+    batch[0] = 0.0  # the caller's copy: the remembered thresholds stay as they were
+    again = radius_thresholds(radii, sigma[::-1], 0.01, 784)
+    np.testing.assert_array_equal(again, radius_thresholds(radii, sigma, 0.01, 784)[::-1])
+    assert again[-1, 1] > 0.5
 
 
 @pytest.mark.parametrize(

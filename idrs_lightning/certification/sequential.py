@@ -36,6 +36,7 @@ D. A. Darling and H. Robbins, "Confidence sequences for mean, variance, and medi
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -75,6 +76,9 @@ _MAX_LOOKS = 100_000
 FIRST_LOOK, LOOK_RATIO = 100, 1.2
 #: Level of the upper bounds that decide when an input stops (per look; no part of ``alpha``).
 STOP_LEVEL = 0.01
+# Thresholds of the designs (grid, sigma, r, dim) searched so far, least recently used first.
+_THRESHOLD_CACHE: OrderedDict[tuple[bytes, float, float, float], FloatArray] = OrderedDict()
+_THRESHOLD_CACHE_SIZE = 4096
 
 
 def look_schedule(
@@ -211,8 +215,42 @@ def radius_thresholds(
     grid, sigma, rate, size = _check_design(radii, sigma, r, dim)
     sigma, rate, size = np.broadcast_arrays(sigma, rate, size)
     shape = (*sigma.shape, grid.size)
+    # An input's thresholds depend on its (sigma, r, dim) and the grid only (the search treats
+    # every row alone): distinct designs are searched once, and remembered across calls
+    # (clamped sigma(x), constant sigma and repeated grids recur batch after batch).
+    designs = np.stack([a.ravel() for a in (sigma, rate, size)], axis=1)
+    unique, inverse = np.unique(designs, axis=0, return_inverse=True)
+    grid_key = grid.tobytes()
+    keys = [(grid_key, *map(float, row)) for row in unique]
+    table = np.empty((len(keys), grid.size))
+    missing = []
+    for i, key in enumerate(keys):
+        if key in _THRESHOLD_CACHE:
+            table[i] = _THRESHOLD_CACHE[key]
+            _THRESHOLD_CACHE.move_to_end(key)
+        else:
+            missing.append(i)
+    if missing:
+        table[missing] = _thresholds_of(grid, *unique[missing].T)
+        for i in missing:
+            _THRESHOLD_CACHE[keys[i]] = table[i].copy()
+        while len(_THRESHOLD_CACHE) > _THRESHOLD_CACHE_SIZE:
+            _THRESHOLD_CACHE.popitem(last=False)
+    return table[inverse.ravel()].reshape(shape)
+
+
+def clear_threshold_cache() -> None:
+    """Forget the thresholds :func:`radius_thresholds` remembers (benchmarks time the search)."""
+    _THRESHOLD_CACHE.clear()
+
+
+def _thresholds_of(
+    grid: FloatArray, sigma: FloatArray, r: FloatArray, dim: FloatArray
+) -> FloatArray:
+    """:func:`radius_thresholds` of flat, validated designs: shape ``(designs, K)``."""
+    shape = (sigma.size, grid.size)
     radius = np.broadcast_to(grid, shape).ravel()
-    s, rr, d = (np.broadcast_to(a[..., None], shape).ravel() for a in (sigma, rate, size))
+    s, rr, d = (np.broadcast_to(a[:, None], shape).ravel() for a in (sigma, r, dim))
     out = np.full(radius.size, ZERO_RADIUS_THRESHOLD)
     search = np.flatnonzero(radius > 0.0)
     if search.size:

@@ -2,16 +2,18 @@
 
 Distances are Euclidean (not squared) in the space where noise is added: flattened,
 unnormalised inputs. Candidates come from faiss ``IndexFlatL2`` or from a chunked torch matrix
-product ``|q|^2 - 2 q.b + |b|^2`` with top-k. ``backend="auto"`` takes faiss on the GPU when
-CUDA and GPU faiss are present, and torch otherwise: on a 2-core CPU, faiss-cpu 1.15's
-IndexFlatL2 measured 2-3x slower than torch's search for CIFAR-10 shapes, and torch 1.8-2.5x
-the bare matrix products of its own chunks (``bench/knn_sigma.py --scale 0.25``). Either way the
-``k`` winners are then re-ranked with distances recomputed in float64 from the raw vectors,
-so the returned mean is exact up to float64 rounding (the float32 expansion
-``|q|^2 - 2 q.b + |b|^2`` alone loses about 1e-4 in squared distance on image data), and a
-rigorous float32 error bound proves that no point outside the candidates is nearer; rows
-where it cannot are searched again with more candidates (:func:`k_nearest_exact`).
-Queries are processed in chunks, so memory is bounded by ``chunk_size x database``.
+product ``|q|^2 - 2 q.b + |b|^2`` with top-k, both on copies of the vectors shifted by the
+database mean (distances do not change; the float32 error bound, which scales with the norms,
+tightens about fourfold on image data). ``backend="auto"`` takes faiss on the GPU when CUDA and
+GPU faiss are present, and torch otherwise. Either way the candidates that may be among the
+``k`` nearest are re-ranked with distances recomputed in float64 from the raw vectors, so the
+returned mean is exact up to float64 rounding (the float32 expansion ``|q|^2 - 2 q.b + |b|^2``
+alone loses about 1e-4 in squared distance on image data), and a rigorous float32 error bound
+(shift included) proves that no point outside the candidates is nearer; rows where it cannot
+are searched again with more candidates (:func:`k_nearest_exact`). On a 2-core CPU both run
+within about 1.1-1.5x the bare matrix products of the torch search's chunks
+(``bench/knn_sigma.py --scale 0.25``). Queries are processed in chunks, so memory is bounded by
+``chunk_size x database`` plus one centred copy of the database.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ Backend = Literal["auto", "faiss", "torch"]
 Search = Callable[[NDArray[np.float32], int], tuple[NDArray, NDArray[np.int64]]]
 # Extra candidates fetched beyond k, so that float32 near-ties at the k-th place are resolved
 # by the float64 re-ranking.
-_SPARE_CANDIDATES = 4
+_SPARE_CANDIDATES = 12
+# Bytes of the float32 rows and float64 differences that exact_distances keeps per block.
+_PAIR_BLOCK_BYTES = 1 << 20
 
 try:  # faiss is an optional dependency (extras "faiss" / "faiss-gpu")
     import faiss
@@ -75,17 +79,67 @@ def flat_rows(data: NDArray) -> NDArray[np.float32]:
     return np.ascontiguousarray(np.asarray(data, dtype=np.float32).reshape(len(data), -1))
 
 
-def _faiss_search(database: NDArray[np.float32], use_gpu: bool) -> Search:
+class CenteredBase:
+    """A database prepared for the float32 candidate search: its rows shifted by their mean.
+
+    Distances do not change under a common shift, but the float32 error bound of
+    :func:`float32_error_factor` scales with the vectors' norms: centred image data have about a
+    quarter of the squared norm (CIFAR-10 and uniform noise alike), so the bound is about four
+    times tighter and far fewer rows need a second search. The shift is rounded to float32
+    (``b' = fl(b - c)``); :func:`shift_error` bounds what that moves a distance by, and the
+    searches add it to their bounds. Candidates are still re-ranked from the raw vectors.
+    """
+
+    def __init__(self, base: NDArray[np.float32], device: torch.device) -> None:
+        host = torch.from_numpy(base)
+        raw = host.to(device)
+        # any float32 vector is a valid centre; the mean makes the norms smallest
+        center = raw.mean(dim=0) if len(base) else raw.new_zeros(base.shape[1])
+        self.center = center.cpu().numpy()
+        # shifted in place where the device holds a copy (one database on the device, not two)
+        self.tensor = raw - center if raw.data_ptr() == host.data_ptr() else raw.sub_(center)
+        with ieee_float32_matmul():  # a batched product: any summation order is bounded
+            self.squared = torch.einsum("ij,ij->i", self.tensor, self.tensor)
+        factor = float32_error_factor(base.shape[1])
+        #: upper bounds on each row's squared centred norm |b'|^2, float64
+        self.norm_sq = self.squared.cpu().numpy().astype(np.float64) * (1.0 + factor)
+        self.widest = float(self.norm_sq.max(initial=0.0))
+
+    def shift(self, query: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``fl(q - c)`` in float32, as the database rows were shifted."""
+        return np.subtract(query, self.center, dtype=np.float32)
+
+
+def shift_error(norm: NDArray[np.float64] | float) -> NDArray[np.float64] | float:
+    """Bound on ``|(v - c) - fl(v - c)|`` for a float32 vector whose shifted copy has norm
+    ``norm``: each entry is rounded once, by a relative ``u = 2^-24`` of the exact difference,
+    so the error is at most ``u / (1 - u) |fl(v - c)|``; doubled for margin. A distance between
+    two shifted copies is within the sum of their two errors of the raw vectors' distance."""
+    u = 2.0**-24
+    return 2.0 * u / (1.0 - u) * norm
+
+
+def _faiss_search(
+    database: NDArray[np.float32], use_gpu: bool
+) -> tuple[Search, NDArray[np.float32], NDArray[np.float64]]:
+    """A search over the database shifted by its mean (see :class:`CenteredBase`); also
+    returns the mean, by which queries must be shifted too (rounded in float32 the same way),
+    and upper bounds on the shifted rows' squared norms."""
+    prepared = CenteredBase(database, torch.device("cpu"))
+    center, norm_sq = prepared.center, prepared.norm_sq
+    shifted = prepared.tensor.numpy()
+    del prepared
     index = faiss.IndexFlatL2(database.shape[1])
     if use_gpu and _gpu_faiss():
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    index.add(database)
+    index.add(shifted)
+    del shifted
 
     def search(queries: NDArray[np.float32], count: int) -> tuple[NDArray, NDArray[np.int64]]:
         squared, indices = index.search(queries, count)
         return squared.astype(np.float64), indices
 
-    return search
+    return search, center, norm_sq
 
 
 def mean_knn_distance(
@@ -150,56 +204,81 @@ def mean_knn_distance(
     cuda = torch.cuda.is_available()
     use_faiss = backend == "faiss" or (backend == "auto" and cuda and _gpu_faiss())
     on = torch.device(device or ("cuda" if cuda else "cpu"))
-    search = _faiss_search(base, use_gpu=cuda) if use_faiss else None
-    base_tensor = None if use_faiss else torch.from_numpy(base).to(on)
+    if use_faiss:
+        faiss_search = _faiss_search(base, use_gpu=cuda)
+        prepared: list[CenteredBase] = []  # built only if some row needs the torch search
+    else:
+        centered = CenteredBase(base, on)
     result = np.empty(len(query), dtype=np.float64)
     for start in range(0, len(query), chunk_size):
         chunk = query[start : start + chunk_size]
-        chunk64 = chunk.astype(np.float64)
         own = self_index[start : start + len(chunk)] if leave_out else None
-        if search is None:
-            nearest = k_nearest_exact(
-                chunk, chunk64, base, 0, own, np.empty((len(chunk), 0)), k, on, base_tensor
-            )
+        if use_faiss:
+            nearest = _faiss_exact(faiss_search, prepared, chunk, base, own, k)
         else:
-            nearest = _faiss_exact(search, chunk, chunk64, base, own, k)
+            nearest = k_nearest_exact(
+                chunk, chunk, base, 0, own, np.empty((len(chunk), 0)), k, on, centered
+            )
         result[start : start + len(chunk)] = nearest.mean(axis=1)
     return result
 
 
 def _faiss_exact(
-    search: Search,
+    faiss_search: tuple[Search, NDArray[np.float32], NDArray[np.float64]],
+    prepared: list[CenteredBase],
     chunk: NDArray[np.float32],
-    chunk64: NDArray[np.float64],
     base: NDArray[np.float32],
     own: NDArray[np.int64] | None,
     k: int,
 ) -> NDArray[np.float64]:
-    """faiss's ``k + 4`` (+1) candidates re-ranked in float64; rows where a point outside them
-    might be nearer (faiss's float32 squared distance of the last candidate, less its error
-    bound ``g (|q| + |b|)^2``, not above the ``k``-th exact one) are searched again with
-    :func:`k_nearest_exact` on the CPU."""
+    """faiss's ``k + spare`` (+1) candidates over the centred database, re-ranked in float64
+    where they may be among the ``k`` nearest; rows where a point outside them might be nearer
+    are searched again with :func:`k_nearest_exact` on the CPU (``prepared`` holds its
+    centred database once built).
+
+    faiss's float32 squared distance ``a`` of the centred vectors is within
+    ``e = g (|q'| + |b'|)^2`` of their exact one (:func:`float32_error_factor`), and their
+    distance within ``s = shift_error(|q'| + |b'|)`` of the raw vectors'. So each candidate
+    lies within ``[sqrt(a - e) - s, sqrt(a + e) + s]``; those whose lower end exceeds the
+    ``k``-th smallest upper end are skipped, the rest re-ranked exactly. Every point outside the
+    candidates has ``a`` at least the last candidate's, and ``|b'|`` at most the widest.
+    """
+    search, center, norm_sq = faiss_search
     count = min(k + _SPARE_CANDIDATES + (0 if own is None else 1), len(base))
-    approximate, candidates = search(chunk, count)
-    distance = exact_distances(chunk64, base, candidates)
-    if own is not None:
-        distance = np.where(candidates == own[:, None], np.inf, distance)
-    nearest = merge_smallest([distance], k)
+    shifted = np.subtract(chunk, center, dtype=np.float32)
+    approximate, candidates = search(shifted, count)
+    valid = candidates >= 0
     factor = float32_error_factor(chunk.shape[1])
-    widest = float(np.einsum("ij,ij->i", base, base, dtype=np.float64).max()) * (1 + factor)
-    query_norm = np.sqrt(np.einsum("ij,ij->i", chunk64, chunk64))
-    rest = approximate[:, -1] - factor * (query_norm + np.sqrt(widest)) ** 2
-    unsure = np.flatnonzero((rest <= nearest[:, -1] ** 2) & (count < len(base)))
+    query_sq = np.einsum("ij,ij->i", shifted, shifted, dtype=np.float64)
+    query_norm = np.sqrt(query_sq * (1.0 + 1e-12))[:, None]
+    reach = query_norm + np.sqrt(norm_sq[np.where(valid, candidates, 0)])
+    error, slack = factor * reach**2, shift_error(reach)
+    upper = np.where(valid, np.sqrt(approximate + error) + slack, np.inf)
+    lower = np.sqrt(np.maximum(approximate - error, 0.0)) - slack
+    keep = valid
+    if own is not None:
+        keep = keep & (candidates != own[:, None])
+        upper = np.where(keep, upper, np.inf)
+    threshold = merge_smallest([upper], k)[:, -1:]
+    distance = exact_distances(chunk, base, candidates, keep & (lower <= threshold))
+    nearest = merge_smallest([distance], k)
+    widest = query_norm[:, 0] + np.sqrt(norm_sq.max())
+    outside = approximate[:, -1] - factor * widest**2
+    rest = np.sqrt(np.maximum(outside, 0.0)) - shift_error(widest)
+    unsure = np.flatnonzero((rest <= nearest[:, -1]) & (count < len(base)))
     if len(unsure):
+        if not prepared:
+            prepared.append(CenteredBase(base, torch.device("cpu")))
         nearest[unsure] = k_nearest_exact(
             chunk[unsure],
-            chunk64[unsure],
+            chunk[unsure],
             base,
             0,
             None if own is None else own[unsure],
             np.empty((len(unsure), 0)),
             k,
             torch.device("cpu"),
+            prepared[0],
         )
     return nearest
 
@@ -211,15 +290,29 @@ def exact_distances(
     keep: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
     """Euclidean distances in float64 from each query row to its candidate ``base`` rows
-    (shape of ``candidates``; +inf where ``keep`` is False), one candidate column at a time
-    (memory: queries x features). Each distance is a function of its two vectors only,
-    whatever the batch around it (float32 queries given in float64 are the same)."""
-    query = np.asarray(queries, dtype=np.float64)
+    (shape of ``candidates``; +inf where ``keep`` is False), in blocks of pairs small enough
+    to stay in cache. Each distance is a function of its two vectors only, whatever the batch
+    around it (float32 queries given in float64 are the same): the float64 difference of the
+    two rows, its squares summed along the row by one ``einsum``, and the square root."""
+    query = np.asarray(queries)
+    if query.dtype != np.float32:
+        query = query.astype(np.float64, copy=False)
     distance = np.full(candidates.shape, np.inf)
-    for column in range(candidates.shape[1]):
-        rows = slice(None) if keep is None else np.flatnonzero(keep[:, column])
-        diff = base[candidates[rows, column]].astype(np.float64) - query[rows]
-        distance[rows, column] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    rows, columns = np.nonzero(np.ones(candidates.shape, dtype=bool) if keep is None else keep)
+    if rows.size == 0:
+        return distance
+    index = candidates[rows, columns]
+    block = max(1, min(rows.size, _PAIR_BLOCK_BYTES // (12 * base.shape[1])))
+    raw = np.empty((block, base.shape[1]), dtype=np.float32)
+    diff = np.empty((block, base.shape[1]), dtype=np.float64)
+    squared = np.empty(rows.size)
+    for start in range(0, rows.size, block):
+        stop = min(start + block, rows.size)
+        size = stop - start
+        np.take(base, index[start:stop], axis=0, out=raw[:size])
+        np.subtract(raw[:size], query[rows[start:stop]], out=diff[:size], dtype=np.float64)
+        squared[start:stop] = np.einsum("ij,ij->i", diff[:size], diff[:size])
+    distance[rows, columns] = np.sqrt(squared)
     return distance
 
 
@@ -253,63 +346,92 @@ def merge_smallest(parts: list[NDArray[np.float64]], k: int) -> NDArray[np.float
 
 def k_nearest_exact(
     query: NDArray[np.float32],
-    query64: NDArray[np.float64],
+    query64: NDArray[np.float32] | NDArray[np.float64],
     base: NDArray[np.float32],
     base_start: int,
     own_rows: NDArray[np.int64] | None,
     best: NDArray[np.float64],
     k: int,
     device: torch.device,
-    base_tensor: torch.Tensor | None = None,
+    centered: CenteredBase | None = None,
 ) -> NDArray[np.float64]:
     """The ``k`` smallest exact (float64) distances from each query row to the database rows
     ``base`` (numbered from ``base_start``) and the running ``best``, sorted; a query's own row
     (``own_rows``) is left out. Provably exact, not only up to float32 ranking errors.
+    ``query64`` holds the same rows as ``query`` in float32 or float64 (the distances are the
+    same: :func:`exact_distances` computes in float64 from either).
 
-    The float32 scores ``s = |b|^2 - 2 q.b`` (IEEE float32; error at most ``e = g (|b|^2 + 2
-    |q| |b|)``, :func:`float32_error_factor`) give ``|q|^2 + s -+ e`` as bounds on each squared
-    distance. Of the ``k + 4`` best-scored candidates, those whose lower bound exceeds ``T``, the
-    ``k``-th smallest of the running best and the candidates' upper bounds, are farther than
-    ``k`` other points and are skipped; the rest are re-ranked in float64. Where a point outside
-    the candidates might still lie within ``T`` (its score is at least the last candidate's),
-    the row is searched again with 8 times as many candidates, up to all of ``base``.
+    Scores are computed on the centred vectors ``q' = fl(q - c)``, ``b' = fl(b - c)``
+    (:class:`CenteredBase`, built here unless ``centered`` is given for ``base``): the float32
+    score ``s = |b'|^2 - 2 q'.b'`` (IEEE float32; error at most ``e = g (|b'|^2 + 2 |q'|
+    |b'|)``, :func:`float32_error_factor`) puts ``|q' - b'|`` within ``sqrt(|q'|^2 + s -+ e)``,
+    and the raw distance is within ``shift_error(|q'| + |b'|)`` of that. Of the ``k + spare``
+    best-scored candidates, those whose lower bound exceeds ``T``, the ``k``-th smallest of the
+    running best and the candidates' upper bounds, are farther than ``k`` other points and are
+    skipped; the rest are re-ranked in float64. Where a point outside the candidates might
+    still lie within ``T`` (its score is at least the last candidate's, its ``|b'|`` at most
+    the widest), the row is searched again with 8 times as many candidates, up to all of
+    ``base``; distances already computed are reused.
     """
     size = len(base)
-    b = torch.from_numpy(base).to(device) if base_tensor is None else base_tensor
-    q = torch.from_numpy(query).to(device)
-    base_sq = (b * b).sum(dim=1)
+    prepared = CenteredBase(base, device) if centered is None else centered
+    shifted = prepared.shift(query)
+    q = torch.from_numpy(shifted).to(device)
     with ieee_float32_matmul():
-        partial = torch.addmm(base_sq, q, b.T, alpha=-2.0)
+        partial = torch.addmm(prepared.squared, q, prepared.tensor.T, alpha=-2.0)
     if own_rows is not None:  # a query's own row is no candidate
         inside = np.flatnonzero((own_rows >= base_start) & (own_rows < base_start + size))
         rows = torch.from_numpy(inside).to(device)
         columns = torch.from_numpy(own_rows[inside] - base_start).to(device)
         partial[rows, columns] = torch.inf
     factor = float32_error_factor(query.shape[1])
-    norm_sq = base_sq.cpu().numpy().astype(np.float64) * (1.0 + factor)  # >= |b|^2
-    widest = float(norm_sq.max())
-    query_sq = np.einsum("ij,ij->i", query64, query64)[:, None]
+    norm_sq, widest = prepared.norm_sq, prepared.widest
+    query_sq = np.einsum("ij,ij->i", shifted, shifted, dtype=np.float64)[:, None] * (1.0 + 1e-12)
     width = min(k, best.shape[1] + size)
     result = np.full((len(query), width), np.inf)
     pending = np.arange(len(query))
     count = min(k + _SPARE_CANDIDATES, size)
+    known = np.full((len(query), 0), -1, dtype=np.int64)  # candidates already re-ranked
+    known_distance = np.full((len(query), 0), np.inf)
     while len(pending):
-        found = partial[torch.from_numpy(pending).to(device)].topk(count, dim=1, largest=False)
+        rows = (
+            partial if len(pending) == len(query) else partial[torch.from_numpy(pending).to(device)]
+        )
+        found = rows.topk(count, dim=1, largest=False)
         scores, candidates = (t.cpu().numpy().astype(np.float64) for t in found)
         candidates = candidates.astype(np.int64)
         qsq = query_sq[pending]
-        error = factor * (norm_sq[candidates] + 2.0 * np.sqrt(qsq * norm_sq[candidates]))
-        upper = merge_smallest([best[pending] ** 2, qsq + scores + error], k)
-        threshold = upper[:, -1:] if upper.shape[1] == k else np.full((len(pending), 1), np.inf)
-        keep = qsq + scores - error <= threshold
-        distance = exact_distances(query64[pending], base, candidates, keep)
+        qn = np.sqrt(qsq)
+        bn_sq = norm_sq[candidates]
+        error = factor * (bn_sq + 2.0 * qn * np.sqrt(bn_sq))
+        slack = shift_error(qn + np.sqrt(bn_sq))
+        upper = np.sqrt(np.maximum(qsq + scores + error, 0.0)) + slack
+        lower = np.sqrt(np.maximum(qsq + scores - error, 0.0)) - slack
+        upper_k = merge_smallest([best[pending], upper], k)
+        threshold = upper_k[:, -1:] if upper_k.shape[1] == k else np.full((len(pending), 1), np.inf)
+        # distances re-ranked in the previous pass are reused
+        match = candidates[:, :, None] == known[pending][:, None, :]
+        earlier = np.where(match, known_distance[pending][:, None, :], np.inf).min(
+            axis=2, initial=np.inf
+        )
+        reuse = np.isfinite(earlier)
+        distance = exact_distances(
+            query64[pending], base, candidates, (lower <= threshold) & ~reuse
+        )
+        distance = np.where(reuse, earlier, distance)
         if own_rows is not None:
             own = own_rows[pending, None] - base_start
             distance = np.where(candidates == own, np.inf, distance)
         merged = merge_smallest([best[pending], distance], k)
-        rest = qsq[:, 0] + scores[:, -1] - factor * (widest + 2.0 * np.sqrt(qsq[:, 0] * widest))
+        reach = qn[:, 0] + np.sqrt(widest)
+        outside = qsq[:, 0] + scores[:, -1] - factor * (widest + 2.0 * qn[:, 0] * np.sqrt(widest))
+        rest = np.sqrt(np.maximum(outside, 0.0)) - shift_error(reach)
         settled = (rest > threshold[:, 0]) | (count == size)
         result[pending[settled], : merged.shape[1]] = merged[settled]
+        grown = np.full((len(query), count), -1, dtype=np.int64)
+        grown_distance = np.full((len(query), count), np.inf)
+        grown[pending], grown_distance[pending] = candidates, distance
+        known, known_distance = grown, grown_distance
         pending = pending[~settled]
         count = min(size, count * 8)
     return result

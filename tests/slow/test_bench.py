@@ -53,7 +53,9 @@ def _all_consistent(block: str) -> dict:
 
 
 def _radius(output: str) -> None:
-    parts = re.split(r"^(?=N=)", output, flags=re.MULTILINE)[1:]
+    head, *costs = re.split(r"^(?=cost N=)", output, flags=re.MULTILINE)
+    _radius_cost(costs)
+    parts = re.split(r"^(?=N=)", head, flags=re.MULTILINE)[1:]
     assert len(parts) == 4, output  # two dimensions, each with and without a runner-up bound
     for block in parts:
         m, floors = _all_consistent(block), floor_checks(block)
@@ -83,6 +85,28 @@ def _radius(output: str) -> None:
             certified = number(r"certified ([0-9.]+)% of inputs", block)
             assert 0 <= certified <= 100
         assert "subnormals not flushed: identical" in block
+
+
+def _radius_cost(costs: list[str]) -> None:
+    """Each low-N setting: the radius step's times, and their shares of the sampling."""
+    assert len(costs) == 4, costs  # the cone at three N, Fashion-MNIST
+    rows = {
+        "idrs_radius, one per call": "idrs_radius, one per call ms/input",
+        "idrs_radius, vectorised": "idrs_radius, vectorised ms/input",
+        "radius_thresholds, 13 radii": "radius_thresholds, 13 radii ms/input",
+        "idrs_radius(p_a, p_b)": "idrs_radius(p_a, p_b) ms/input",
+    }
+    worst = 0.0
+    for block in costs:
+        m = _all_consistent(block)
+        sampling = m["sampling, n = 100,000 s/input"]
+        for text, time_key in rows.items():
+            share = m[f"share of sampling, {text}"]
+            # share (%) = step (ms) / sampling (s) / 10, round by round
+            assert_ratio_of(scaled(share, 1e-2), scaled(m[time_key], 1e-3), sampling)
+            worst = max(worst, share.high)
+    largest = number(r"largest share of the sampling in any round: (\S+)%", costs[-1])
+    assert largest == pytest.approx(worst, rel=0.01, abs=1e-3)
 
 
 def _knn_sigma(output: str) -> None:
