@@ -16,6 +16,7 @@ from idrs_lightning.paper.core import Comparison, Verdict, claim
 from idrs_lightning.paper.evidence import constant_cap
 from idrs_lightning.paper.jobs import Certified
 from idrs_lightning.paper.statistics import Interval, difference_interval, mean_interval
+from idrs_lightning.reporting.metrics import certification_summary
 
 
 def _interval(low: float, high: float, inputs: int = 100) -> Interval:
@@ -141,21 +142,14 @@ PROTOCOL = vision.Protocol(1, 1.0, N, 64, INPUTS, tuple(range(SEEDS)))
 
 
 def _run(labels: np.ndarray, predict: np.ndarray, radius: np.ndarray) -> Certified:
-    correct = predict == labels
-    per_class = [float(correct[labels == c].mean()) for c in range(10)]
-    summary = {
-        "clean_accuracy": float(correct.mean()),
-        "class_accuracy_std": float(np.std(per_class)),
-        "average_certified_radius": float(np.where(correct, radius, 0).mean()),
-        "per_class_accuracy": per_class,
-    }
     results = {
         "idx": np.arange(len(labels)),
         "label": labels,
         "predict": predict,
         "radius": np.where(predict >= 0, radius, 0.0),
-        "correct": correct,
+        "correct": predict == labels,
     }
+    summary = certification_summary(labels, predict, results["radius"], [0.0], num_classes=10)
     return Certified(summary, results)
 
 
@@ -196,8 +190,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def _figures(runs: dict[str, list[Certified]]) -> dict:
     return {
         name: {
-            "clean_accuracy": _mean_std([r.summary["clean_accuracy"] for r in group]),
-            "class_accuracy_std": _mean_std([r.summary["class_accuracy_std"] for r in group]),
+            "clean_accuracy": _mean_std([r.summary.clean_accuracy for r in group]),
+            "class_accuracy_std": _mean_std([r.summary.class_accuracy_std for r in group]),
         }
         for name, group in runs.items()
     }

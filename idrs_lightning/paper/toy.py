@@ -158,7 +158,7 @@ def _cone_comparison(
     prediction within the binomial error of our 200 inputs and the printed rounding, which
     can agree only where that error is narrower than the IDRS ``effect`` the row is about
     (the paper's IDRS - constant difference)."""
-    accuracy = run.summary["clean_accuracy"]
+    accuracy = run.summary.clean_accuracy
     constant = row["r"] == 0
     note = ""
     if not constant:
@@ -365,7 +365,7 @@ def disc(context: Context) -> Outcome:
         ],
         results={
             name: {
-                k: run.summary[k]
+                k: run.summary.to_json()[k]
                 for k in (
                     "clean_accuracy",
                     "certified_accuracy",
@@ -420,8 +420,8 @@ def _disc_rows(
             "constant",
             clean,
             blocked=blocked,
-            note=f"{varying.summary['clean_accuracy']:.3f} vs "
-            f"{constant.summary['clean_accuracy']:.3f}; 95% CI [{clean.low:.3f}, "
+            note=f"{varying.summary.clean_accuracy:.3f} vs "
+            f"{constant.summary.clean_accuracy:.3f}; 95% CI [{clean.low:.3f}, "
             f"{clean.high:.3f}]",
         ),
     ]
@@ -563,10 +563,10 @@ def cone(context: Context) -> Outcome:
                 effect = row["accuracy"] - reference[0]["accuracy"]
                 rows.append(_cone_comparison(dim, label, row, run, baseline, effect))
                 rows.append(_cone_gap(dim, label, row, run, *reference, baseline))
-            accuracy = run.summary["clean_accuracy"]
+            accuracy = run.summary.clean_accuracy
             results[f"{dim}: {label}"] = {
                 "clean_accuracy": accuracy,
-                "average_certified_radius": run.summary["average_certified_radius"],
+                "average_certified_radius": run.summary.average_certified_radius,
                 "largest_certified_radius": _reach(run),
                 "untrained_clean_accuracy": baseline.estimate,
             }

@@ -220,10 +220,10 @@ def section4(context: Context, dataset: DataSet, paper_key: str | None) -> Outco
         }
         figures: dict[str, Any] = {
             name: {
-                "clean_accuracy": _mean_std([r.summary["clean_accuracy"] for r in group]),
-                "class_accuracy_std": _mean_std([r.summary["class_accuracy_std"] for r in group]),
+                "clean_accuracy": _mean_std([r.summary.clean_accuracy for r in group]),
+                "class_accuracy_std": _mean_std([r.summary.class_accuracy_std for r in group]),
                 "largest_certified_radius": _largest_certified(group),
-                "acr": _mean_std([r.summary["average_certified_radius"] for r in group]),
+                "acr": _mean_std([r.summary.average_certified_radius for r in group]),
             }
             for name, group in runs.items()
         }
@@ -268,7 +268,7 @@ def _section4_rows(
     paper_key: str | None,
 ) -> list[Comparison]:
     """The rows of one sigma: the paper's numbers (MNIST, CIFAR-10) and its claims as tests."""
-    classes = len(runs["constant"][0].summary["per_class_accuracy"])
+    classes = len(runs["constant"][0].summary.per_class_accuracy)
     blocked = below_chance(runs, classes)
     seeds = len(protocol.seeds)
     rows = []
@@ -504,7 +504,7 @@ def table4(context: Context) -> Outcome:
         runs[sigma] = run
         column = paper["sigma"].index(sigma)
         results[str(sigma)] = {
-            key: run.summary[key]
+            key: getattr(run.summary, key)
             for key in ("clean_accuracy", "abstention_rate", "misclassification_rate")
         }
         for key, paper_key in (
@@ -516,7 +516,7 @@ def table4(context: Context) -> Outcome:
                 Comparison(
                     f"sigma {sigma}: {paper_key}",
                     paper[paper_key][column],
-                    run.summary[key],
+                    getattr(run.summary, key),
                     kind="not comparable",
                     note="paper: CIFAR-10, Cohen et al.'s ResNet-110; ours: Fashion-MNIST, LeNet",
                 )
