@@ -393,16 +393,6 @@ class SequentialResult(NamedTuple):
     beyond_budget: BoolArray
     settled: BoolArray
 
-    @property
-    def unsettled(self) -> BoolArray:
-        """Grid radii neither certified nor beyond the budget."""
-        return ~self.certified & ~self.beyond_budget
-
-    @property
-    def abstain(self) -> BoolArray:
-        """``p_a_lower <= 1/2``: no prediction is certified (Cohen et al.'s abstain)."""
-        return ~(self.p_a_lower > 0.5)
-
 
 class SequentialCertifier:
     """Look-by-look sequential CERTIFY for a batch of inputs.

@@ -2,7 +2,9 @@
 N-dimensional cone (Table 5, Figure 10; Appendix A.5).
 
 Both train an MLP with ``train.py`` (no noise augmentation: ``configs/disc.yaml`` and
-``configs/cone.yaml``) and certify every test input with the certification job.
+``configs/cone.yaml``) and certify every test input with the certification job. Their rows
+are built from certified runs by :func:`disc_rows` (Figure 1), :func:`cone_comparison` and
+:func:`cone_gap` (Table 5), which take any runs, e.g. made-up ones with a known verdict.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def _certify_constant(checkpoint: Path, out: Path, scale: ToyScale, sigma: float
     )
 
 
-def _cone_comparison(
+def cone_comparison(
     dim: int,
     label: str,
     row: dict[str, Any],
@@ -179,7 +181,7 @@ def _cone_comparison(
     )
 
 
-def _cone_gap(
+def cone_gap(
     dim: int,
     label: str,
     row: dict[str, Any],
@@ -332,7 +334,7 @@ def disc(context: Context) -> Outcome:
     ]
     constant, varying = runs.values()
     baseline = _untrained_baseline(context, "disc.yaml", tag, DISC_OPTIONS, scale, 0.6, 0.0)
-    rows = _disc_rows(
+    rows = disc_rows(
         sigma_b, float(module.training_sigma().mean()), constant, varying, scale, baseline
     )
     return Outcome(
@@ -378,7 +380,7 @@ def disc(context: Context) -> Outcome:
     )
 
 
-def _disc_rows(
+def disc_rows(
     sigma_b: float,
     training_mean: float,
     constant: Certified,
@@ -558,11 +560,11 @@ def cone(context: Context) -> Outcome:
             runs[label] = run
             if constant:
                 reference = (row, run)
-                rows.append(_cone_comparison(dim, label, row, run, baseline))
+                rows.append(cone_comparison(dim, label, row, run, baseline))
             else:
                 effect = row["accuracy"] - reference[0]["accuracy"]
-                rows.append(_cone_comparison(dim, label, row, run, baseline, effect))
-                rows.append(_cone_gap(dim, label, row, run, *reference, baseline))
+                rows.append(cone_comparison(dim, label, row, run, baseline, effect))
+                rows.append(cone_gap(dim, label, row, run, *reference, baseline))
             accuracy = run.summary.clean_accuracy
             results[f"{dim}: {label}"] = {
                 "clean_accuracy": accuracy,

@@ -6,6 +6,7 @@ constant noise equal to the average test-time sigma(x) (the paper's "C sigma_b")
 with IDRS at r = 0.01, k = 20; several seeds give mean +- std of the clean accuracy and of the
 class-wise accuracy standard deviation. Table 4: Cohen et al.'s evaluation (accuracy,
 abstention, misclassification) of constant-sigma models at sigma in {0.12, 0.25, 0.5, 1.0}.
+Section 4's rows of one sigma are :func:`section4_rows`, from any certified runs.
 """
 
 from __future__ import annotations
@@ -229,7 +230,7 @@ def section4(context: Context, dataset: DataSet, paper_key: str | None) -> Outco
         }
         figures["train_sigma_idrs"] = train_sigma
         results[str(sigma)] = figures
-        rows += _section4_rows(sigma, train_sigma, runs, figures, protocol, paper_key)
+        rows += section4_rows(sigma, train_sigma, runs, figures, protocol, paper_key)
         top = max(max(_largest_certified(group) for group in runs.values()), 1e-3) * 1.1
         grid = np.linspace(0.0, top, 300)
         _curve_panel(axes, runs["idrs"], f"IDRS r = {RATE} (trained at {train_sigma:.3f})", grid)
@@ -259,7 +260,7 @@ def section4(context: Context, dataset: DataSet, paper_key: str | None) -> Outco
     )
 
 
-def _section4_rows(
+def section4_rows(
     sigma: float,
     train_sigma: float,
     runs: dict[str, list[Certified]],
