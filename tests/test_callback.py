@@ -85,12 +85,11 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
 def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
     callback = CertificationCallback(SEQUENTIAL, num_examples=12)
     _, first = _fit(tmp_path / "a", callback, epochs=1)
-    _, second = _fit(tmp_path / "b", callback, epochs=1)
+    trainer, second = _fit(tmp_path / "b", callback, epochs=1)
     keys = [k for k in first if k.startswith("certify/")]
     assert keys and all(float(first[k]) == float(second[k]) for k in keys)
 
     # Run it directly on a module in training mode: mode and global RNG stay as they were.
-    trainer, _ = _fit(tmp_path / "c", callback, epochs=1)
     module = trainer.lightning_module.train()
     rng = torch.get_rng_state()
     grads = [None if p.grad is None else p.grad.clone() for p in module.parameters()]

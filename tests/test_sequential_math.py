@@ -216,6 +216,9 @@ def test_budget_thresholds_against_enumeration() -> None:
         if not loose.size:
             assert u == np.inf
     assert got[-1] == np.inf and got[-2] == np.inf  # 0.99 needs more than 60 samples
+    # per input (one row each), repeated thresholds included: the same values in place
+    rows = np.stack([thresholds, thresholds[::-1]])
+    np.testing.assert_array_equal(budget_thresholds(rows, n_max, level), np.stack([got, got[::-1]]))
 
 
 @pytest.mark.slow  # a real training or statistics run
