@@ -132,7 +132,7 @@ def main() -> None:
     batches: list[torch.Tensor] = []
     hook = module.classifier.register_forward_pre_hook(lambda _, a: batches.append(a[0].clone()))
     try:
-        summary = callback.certify(trainer, module)  # warm-up and recording
+        summary = callback.certify(trainer, module).summary  # warm-up and recording
     finally:
         hook.remove()
     rows = sum(len(b) for b in batches)
@@ -175,8 +175,8 @@ def main() -> None:
     print_ratio("time callback / floor", over_floor, width=24)
     print_floor_check("callback", over_floor)
     print(
-        f"  clean accuracy {summary['clean_accuracy']:.3f}, "
-        f"ACR {summary['average_certified_radius']:.3f} (trained weights)"
+        f"  clean accuracy {summary.clean_accuracy:.3f}, "
+        f"ACR {summary.average_certified_radius:.3f} (trained weights)"
     )
 
 

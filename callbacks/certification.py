@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
-from idrs_lightning.reporting.tables import scalars
+from idrs_lightning.reporting.metrics import CertificationResult
 from idrs_lightning.reporting.wandb_logging import CertifiedEpochLog, epoch_charts
 from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.training.epoch_certification import (
@@ -77,7 +77,7 @@ class CertificationCallback(Callback):
         self.certification = EpochCertification(settings, num_examples, radii, skip_misclassified)
         self.every_n_epochs = every_n_epochs
         self.compare_constant = compare_constant
-        self._history: list[tuple[int, dict]] = []  # (epoch, IDRS summary) of this fit
+        self._history: list[tuple[int, CertificationResult]] = []  # (epoch, IDRS) of this fit
         self._wandb = CertifiedEpochLog()
 
     @override
@@ -93,15 +93,15 @@ class CertificationCallback(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        summaries = {"certify": self.certify(trainer, pl_module)}
+        results = {"certify": self.certify(trainer, pl_module)}
         if self.compare_constant:
-            summaries["certify_constant"] = self.certify(trainer, pl_module, constant=True)
-        self._record(trainer, pl_module, summaries)
+            results["certify_constant"] = self.certify(trainer, pl_module, constant=True)
+        self._record(trainer, pl_module, results)
 
     def certify(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, constant: bool = False
-    ) -> dict:
-        """Certify the subset now and return the summary (identical on every rank); with
+    ) -> CertificationResult:
+        """Certify the subset now and return the result (identical on every rank); with
         ``constant``, every input uses ``sigma_b`` and Cohen's radius."""
         return self.certification.certify(
             trainer.datamodule, pl_module, trainer.global_rank, trainer.world_size, constant
@@ -117,21 +117,29 @@ class CertificationCallback(Callback):
 
     @override
     def state_dict(self) -> dict[str, object]:
-        """The certified epochs' curves and best values, so that a resumed run continues them."""
-        return {"history": self._history, "best": self._wandb.best}
+        """The certified epochs' curves and best values, so that a resumed run continues them
+        (plain values: each result as its JSON)."""
+        return {"history": [(e, r.to_json()) for e, r in self._history], "best": self._wandb.best}
 
     @override
     def load_state_dict(self, state_dict: dict[str, object]) -> None:
-        self._history = [(int(e), s) for e, s in state_dict.get("history", [])]
+        self._history = [
+            (int(e), CertificationResult.from_json(r)) for e, r in state_dict.get("history", [])
+        ]
         self._wandb.best = dict(state_dict.get("best", {}))
 
     def _record(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, summaries: dict[str, dict]
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        results: dict[str, CertificationResult],
     ) -> None:
         """One record per certified epoch: the scalars to every logger at this epoch's step,
         the files in the log directory and, in W&B, the charts in the same row."""
         epoch = trainer.current_epoch
-        values = {k: v for prefix, s in summaries.items() for k, v in scalars(s, prefix).items()}
+        values = {
+            k: v for prefix, r in results.items() for k, v in r.summary.scalars(prefix).items()
+        }
         for name, value in values.items():  # for monitors (checkpoints, early stopping)
             pl_module.log(name, value, logger=False, sync_dist=False)
         # trainer.log_dir broadcasts from rank 0: every rank must ask for it.
@@ -139,11 +147,11 @@ class CertificationCallback(Callback):
         if not trainer.is_global_zero:
             return
         record = epoch_record(epoch, trainer.datamodule, self.options())
-        self._history.append((epoch, summaries["certify"]))
-        write_epoch_files(folder, record, self.certification.settings, summaries)
+        self._history.append((epoch, results["certify"]))
+        write_epoch_files(folder, record, self.certification.settings, results)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                charts = epoch_charts(summaries, self._history, record)
+                charts = epoch_charts(results, self._history, record)
                 config = {"certify_callback": self.options()}
                 self._wandb.log(logger.experiment, {**values, "epoch": epoch}, charts, config)
             else:

@@ -36,7 +36,6 @@ MIXED = {"test_sequential.py", "test_sequential_math.py"}
 #: pytest-xdist hands out whole files (--dist loadfile) in collection order, so that a long
 #: file collected last would run alone at the end.
 LONGEST = {
-    "test_sequential_math.py": 340,
     "test_paper_toys.py": 140,
     "test_paper_fmnist_control.py": 115,
     "test_dashboard_runs.py": 60,
@@ -46,6 +45,7 @@ LONGEST = {
     "test_sweep_runs.py": 47,
     "test_knn_sharded_processes.py": 38,
     "test_gpu_check.py": 35,
+    "test_sequential_math.py": 30,
 }
 
 

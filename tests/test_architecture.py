@@ -149,3 +149,72 @@ def test_the_package_exports_resolve() -> None:
     for name in idrs_lightning.__all__:
         value = getattr(idrs_lightning, name)
         assert importlib.import_module(value.__module__)
+
+
+LIBRARY = ("idrs_lightning", "callbacks")
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_uses(source: str) -> list[str]:
+    """The library's private names that ``source`` uses: imported (``from idrs_lightning.x
+    import _y``, a private module), read as attributes of a library name (``toy._rows``,
+    ``idrs_lightning.paper.toy._rows``) or named in a dotted string (``monkeypatch.setattr``)."""
+    tree = ast.parse(source)
+    found, bound = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in LIBRARY:
+            assert node.module is not None
+            for alias in node.names:
+                bound.add(alias.asname or alias.name)
+                if _private(alias.name) or any(map(_private, node.module.split("."))):
+                    found.append(f"line {node.lineno}: {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in LIBRARY:
+                    bound.add(alias.asname or alias.name.split(".")[0])
+                    if any(map(_private, alias.name.split("."))):
+                        found.append(f"line {node.lineno}: {alias.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in bound:
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parts = node.value.split(".")
+            if parts[0] in LIBRARY and len(parts) > 1 and any(map(_private, parts)):
+                found.append(f"line {node.lineno}: {node.value!r}")
+    return found
+
+
+def test_the_private_name_check_finds_each_kind_of_use() -> None:
+    source = (
+        "import idrs_lightning.paper.toy\n"
+        "from idrs_lightning.paper import toy, vision as v\n"
+        "from idrs_lightning.certification._quadric import q\n"
+        "from idrs_lightning.reporting.metrics import _hidden\n"
+        "toy._rows(); v._rows; idrs_lightning.paper.toy._rows\n"
+        "setattr_target = 'idrs_lightning.data.datamodule._split'\n"
+        "self._mine; toy.__name__; other._theirs; toy.rows\n"
+    )
+    assert sorted(use.split(":")[0] for use in _private_uses(source)) == [
+        "line 3",
+        "line 4",
+        "line 5",
+        "line 5",
+        "line 5",
+        "line 6",
+    ]
+
+
+def test_tests_use_only_public_names_of_the_library() -> None:
+    uses = [
+        f"{path.relative_to(ROOT)} {use}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for use in _private_uses(path.read_text())
+    ]
+    assert not uses, uses

@@ -59,11 +59,13 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
         radius_grid(None, 0.25),
         10,
     )
-    assert float(metrics["certify/clean_accuracy"]) == pytest.approx(expected["clean_accuracy"])
-    for radius, accuracy in zip(expected["radii"], expected["certified_accuracy"], strict=True):
-        assert float(metrics[f"certify/accuracy_at_{radius:g}"]) == pytest.approx(accuracy)
+    assert float(metrics["certify/clean_accuracy"]) == pytest.approx(expected.clean_accuracy)
+    for radius in expected.radii:
+        assert float(metrics[f"certify/accuracy_at_{radius:g}"]) == pytest.approx(
+            expected.accuracy_at(radius)
+        )
     assert float(metrics["certify/class_accuracy_std"]) == pytest.approx(
-        expected["class_accuracy_std"]
+        expected.class_accuracy_std
     )
     files = sorted((tmp_path / "lightning_logs" / "version_0" / "certification").glob("*.json"))
     assert [f.name for f in files] == ["epoch_1.json", "epoch_1_constant.json"], "2nd epoch only"
@@ -83,17 +85,16 @@ def test_logs_certification_every_n_epochs(tmp_path) -> None:
 def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
     callback = CertificationCallback(SEQUENTIAL, num_examples=12)
     _, first = _fit(tmp_path / "a", callback, epochs=1)
-    _, second = _fit(tmp_path / "b", callback, epochs=1)
+    trainer, second = _fit(tmp_path / "b", callback, epochs=1)
     keys = [k for k in first if k.startswith("certify/")]
     assert keys and all(float(first[k]) == float(second[k]) for k in keys)
 
     # Run it directly on a module in training mode: mode and global RNG stay as they were.
-    trainer, _ = _fit(tmp_path / "c", callback, epochs=1)
     module = trainer.lightning_module.train()
     rng = torch.get_rng_state()
     grads = [None if p.grad is None else p.grad.clone() for p in module.parameters()]
-    summary = callback.certify(trainer, module)
-    assert summary["count"] == 12
+    summary = callback.certify(trainer, module).summary
+    assert summary.count == 12
     assert module.training
     assert torch.equal(rng, torch.get_rng_state())
     for before, p in zip(grads, module.parameters(), strict=True):
@@ -102,16 +103,17 @@ def test_deterministic_and_leaves_training_state_alone(tmp_path) -> None:
     # With the runner-up bound of Appendix B.5 the same counts give other radii (p_a is then
     # taken at alpha / 2, and p_b replaces 1 - p_a).
     two_sided = CertificationCallback(TWO_SIDED, num_examples=12)
-    other = two_sided.certify(trainer, module)
-    assert other["count"] == 12
-    assert other["average_certified_radius"] != summary["average_certified_radius"] > 0.0
+    other = two_sided.certify(trainer, module).summary
+    assert other.count == 12
+    assert other.average_certified_radius != summary.average_certified_radius > 0.0
 
     # The evaluation shortcut: the same certified accuracy, clean accuracy and ACR.
     shortcut = CertificationCallback(SEQUENTIAL, num_examples=12, skip_misclassified=True)
-    quick = shortcut.certify(trainer, module)
-    assert summary["clean_accuracy"] < 1.0  # some inputs are skipped
-    for key in ("certified_accuracy", "clean_accuracy", "average_certified_radius"):
-        assert quick[key] == summary[key], key
+    quick = shortcut.certify(trainer, module).summary
+    assert summary.clean_accuracy < 1.0  # some inputs are skipped
+    assert quick.certified_accuracy == summary.certified_accuracy
+    assert quick.clean_accuracy == summary.clean_accuracy
+    assert quick.average_certified_radius == summary.average_certified_radius
 
 
 @pytest.mark.parametrize(

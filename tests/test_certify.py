@@ -76,8 +76,8 @@ def test_outputs(checkpoint, tmp_path) -> None:
         "counts",
     }
     correct = sum(int(r["correct"]) for r in rows)
-    assert summary["clean_accuracy"] == pytest.approx(correct / 12)
-    assert summary["settings"]["r"] == 0.05 and summary["settings"]["n"] == 300
+    assert summary.clean_accuracy == pytest.approx(correct / 12)
+    assert summary.settings["r"] == 0.05 and summary.settings["n"] == 300
     for name in (
         "summary.json",
         "table.txt",
@@ -96,7 +96,7 @@ def test_separate_runner_up_bound(checkpoint, tmp_path) -> None:
     config = CertifyConfig(str(checkpoint), str(tmp_path / "pb"), settings, indices="0:12")
     summary = run_certification(config)
     rows = read_rows(tmp_path / "pb" / "results.tsv")
-    assert summary["name"] == "IDRS r=0.05, separate pB"
+    assert summary.name == "IDRS r=0.05, separate pB"
     separate = 0
     for row in rows:
         p_a, p_b = float(row["pA_lower"]), float(row["pB_upper"])

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,12 @@ from idrs_lightning.reporting.compare import main as compare_main
 from idrs_lightning.reporting.metrics import certification_summary
 from idrs_lightning.reporting.plots import INSIDE_LEGEND, certified_accuracy_figure
 from idrs_lightning.reporting.report import write_run_report
+from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.reporting.tables import (
     comparison_table,
     curve_label,
     format_table,
     run_name,
-    scalars,
 )
 from idrs_lightning.reporting.wandb_logging import log_run_to_wandb
 
@@ -56,14 +57,31 @@ def test_comparison_table_has_one_row_per_run_and_one_column_per_figure() -> Non
 
 
 def test_scalars_flatten_the_summary_under_a_prefix() -> None:
-    values = scalars(SUMMARY, "certify")
+    values = SUMMARY.scalars("certify")
     assert values["certify/clean_accuracy"] == pytest.approx(4 / 6)
     assert values["certify/accuracy_at_0.25"] == pytest.approx(2 / 6)
     assert values["certify/accuracy_at_0"] == pytest.approx(4 / 6)
     assert values["certify/class_1_accuracy"] == 0.5
     absent = certification_summary([0], [0], [0.1], AT, num_classes=3)
-    assert "certify/class_1_accuracy" not in scalars(absent, "certify")  # NaN: not logged
+    assert "certify/class_1_accuracy" not in absent.scalars("certify")  # NaN: not logged
     assert all(isinstance(v, float) and not math.isnan(v) for v in values.values())
+
+
+def test_summary_views_and_its_json() -> None:
+    assert [label for label, _, _ in SUMMARY.headline()][:2] == ["clean accuracy", "abstention"]
+    assert SUMMARY.accuracy_at(0.25) == pytest.approx(2 / 6)
+    with pytest.raises(KeyError, match="not on the grid"):
+        SUMMARY.accuracy_at(0.3)
+    with pytest.raises(FrozenInstanceError):
+        SUMMARY.count = 7  # type: ignore[misc]
+    assert isinstance(SUMMARY.radii, tuple) and isinstance(SUMMARY.per_class_accuracy, tuple)
+    content = SUMMARY.to_json()
+    assert list(content)[:3] == ["count", "radii", "certified_accuracy"]
+    assert "forward_passes_mean" not in content and "name" not in content  # None: left out
+    costly = replace(SUMMARY, forward_passes_mean=10.0, forward_passes_total=60.0, name="x")
+    assert CertificationSummary.from_json(json.loads(json.dumps(costly.to_json()))) == costly
+    with pytest.raises(ValueError, match="no clean_accuracy"):
+        CertificationSummary.from_json({k: v for k, v in content.items() if k != "clean_accuracy"})
 
 
 def test_run_names() -> None:
@@ -84,7 +102,8 @@ def test_run_report_files(tmp_path) -> None:
     results = {"radius": np.array(RADIUS), "correct": np.array(PREDICTIONS) == LABELS}
     results["sigma"] = np.full(6, 0.25)
     write_run_report(tmp_path, "demo", SUMMARY, results)
-    assert json.loads((tmp_path / "summary.json").read_text()) == SUMMARY
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written == SUMMARY.to_json() and CertificationSummary.from_json(written) == SUMMARY
     assert (tmp_path / "table.txt").read_text() == format_table("demo", SUMMARY) + "\n"
     for plot in ("certified_accuracy", "per_class_accuracy", "sigma_histogram"):
         assert (tmp_path / f"{plot}.png").read_bytes()[:4] == b"\x89PNG", plot
@@ -96,7 +115,7 @@ def test_wandb_run_holds_the_figures_and_the_results(tmp_path, offline_wandb) ->
     results = read_results(tmp_path / "results.tsv")
     data = {"sigma_b": 0.25, "r": 0.01}
     settings = {"r": 0.01, "n": 100, "checkpoint": str(tmp_path / "model.ckpt"), "data": data}
-    summary = {**SUMMARY, "settings": {**settings, "checkpoint_sha256": "ab" * 32}}
+    summary = replace(SUMMARY, settings={**settings, "checkpoint_sha256": "ab" * 32})
     write_run_report(tmp_path, "demo", summary, results)
     log_run_to_wandb(tmp_path, "demo", summary, results, "idrs-tests", offline=True)
     log_run_to_wandb(tmp_path, "demo", summary, results, "idrs-tests", offline=True)  # again
@@ -117,8 +136,8 @@ def test_wandb_run_holds_the_figures_and_the_results(tmp_path, offline_wandb) ->
 def test_compare_writes_the_figure_and_the_table(tmp_path, capsys) -> None:
     for name, radius in (("idrs", RADIUS), ("cohen", [0.6, 0.3, 0.0, 0.3, 0.0, 1.2])):
         _results(tmp_path / name, radius, PREDICTIONS)
-        summary = certification_summary(LABELS, PREDICTIONS, radius, AT, 3) | {"name": name}
-        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+        summary = replace(certification_summary(LABELS, PREDICTIONS, radius, AT, 3), name=name)
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary.to_json()))
     table = compare([tmp_path / "idrs", tmp_path / "cohen"], tmp_path / "out" / "cmp")
     assert (tmp_path / "out" / "cmp.md").read_text() == table + "\n"
     assert (tmp_path / "out" / "cmp.png").read_bytes()[:4] == b"\x89PNG"

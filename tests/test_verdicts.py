@@ -16,6 +16,7 @@ from idrs_lightning.paper.core import Comparison, Verdict, claim
 from idrs_lightning.paper.evidence import constant_cap
 from idrs_lightning.paper.jobs import Certified
 from idrs_lightning.paper.statistics import Interval, difference_interval, mean_interval
+from idrs_lightning.reporting.metrics import certification_summary
 
 
 def _interval(low: float, high: float, inputs: int = 100) -> Interval:
@@ -141,21 +142,14 @@ PROTOCOL = vision.Protocol(1, 1.0, N, 64, INPUTS, tuple(range(SEEDS)))
 
 
 def _run(labels: np.ndarray, predict: np.ndarray, radius: np.ndarray) -> Certified:
-    correct = predict == labels
-    per_class = [float(correct[labels == c].mean()) for c in range(10)]
-    summary = {
-        "clean_accuracy": float(correct.mean()),
-        "class_accuracy_std": float(np.std(per_class)),
-        "average_certified_radius": float(np.where(correct, radius, 0).mean()),
-        "per_class_accuracy": per_class,
-    }
     results = {
         "idx": np.arange(len(labels)),
         "label": labels,
         "predict": predict,
         "radius": np.where(predict >= 0, radius, 0.0),
-        "correct": correct,
+        "correct": predict == labels,
     }
+    summary = certification_summary(labels, predict, results["radius"], [0.0], num_classes=10)
     return Certified(summary, results)
 
 
@@ -196,15 +190,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def _figures(runs: dict[str, list[Certified]]) -> dict:
     return {
         name: {
-            "clean_accuracy": _mean_std([r.summary["clean_accuracy"] for r in group]),
-            "class_accuracy_std": _mean_std([r.summary["class_accuracy_std"] for r in group]),
+            "clean_accuracy": _mean_std([r.summary.clean_accuracy for r in group]),
+            "class_accuracy_std": _mean_std([r.summary.class_accuracy_std for r in group]),
         }
         for name, group in runs.items()
     }
 
 
 def _verdicts(runs: dict[str, list[Certified]], paper_key: str | None) -> dict[str, Verdict]:
-    rows = vision._section4_rows(0.25, 0.3, runs, _figures(runs), PROTOCOL, paper_key)
+    rows = vision.section4_rows(0.25, 0.3, runs, _figures(runs), PROTOCOL, paper_key)
     return {row.quantity: row.verdict for row in rows}
 
 
@@ -230,7 +224,7 @@ def test_a_paper_number_moved_beyond_its_tolerance_differs(monkeypatch) -> None:
     runs = _trained(np.random.default_rng(2), 0.25, 0.3, paper)
     quantity = "sigma 0.25: clean accuracy, constant (Table 2)"
     before = _verdicts(runs, "mnist")[quantity]
-    rows = vision._section4_rows(0.25, 0.3, runs, _figures(runs), PROTOCOL, "mnist")
+    rows = vision.section4_rows(0.25, 0.3, runs, _figures(runs), PROTOCOL, "mnist")
     tolerance = next(r.tolerance for r in rows if r.quantity == quantity)
     moved = {**numbers, "table2": {**numbers["table2"]}}
     mnist = {**numbers["table2"]["mnist"], "constant": {**numbers["table2"]["mnist"]["constant"]}}
@@ -260,18 +254,18 @@ def test_cone_rows_agree_differ_or_stay_calibrated() -> None:
     idrs = {"dim": 18, "sigma": 0.8, "r": 0.05, "accuracy": 0.886}
     matching = _two_class_run(177)  # 0.885
     # the paper's IDRS gain at N = 18 is 0.026, below our binomial error (0.046): no agreement
-    row = toy._cone_comparison(18, "x", idrs, matching, baseline, effect=0.026)
+    row = toy.cone_comparison(18, "x", idrs, matching, baseline, effect=0.026)
     assert row.verdict is Verdict.INCONCLUSIVE
     # an effect twice our error could be resolved
-    row = toy._cone_comparison(18, "x", idrs, matching, baseline, effect=0.1)
+    row = toy.cone_comparison(18, "x", idrs, matching, baseline, effect=0.1)
     assert row.verdict is Verdict.AGREES
     moved = {**idrs, "accuracy": 0.886 - 0.1}  # beyond two binomial errors (0.045)
-    row = toy._cone_comparison(18, "x", moved, matching, baseline, effect=0.026)
+    row = toy.cone_comparison(18, "x", moved, matching, baseline, effect=0.026)
     assert row.verdict is Verdict.DIFFERS
     guessing = _two_class_run(100)
-    assert toy._cone_comparison(18, "x", idrs, guessing, baseline).verdict is Verdict.INCONCLUSIVE
+    assert toy.cone_comparison(18, "x", idrs, guessing, baseline).verdict is Verdict.INCONCLUSIVE
     fitted = {**idrs, "r": 0.0}
-    assert toy._cone_comparison(18, "x", fitted, matching, baseline).verdict is Verdict.CALIBRATED
+    assert toy.cone_comparison(18, "x", fitted, matching, baseline).verdict is Verdict.CALIBRATED
 
 
 def test_disc_claims_hold_for_a_learnt_model_only() -> None:
@@ -282,10 +276,10 @@ def test_disc_claims_hold_for_a_learnt_model_only() -> None:
     baseline = mean_interval(np.r_[np.ones(150), np.zeros(50)][None])  # a lucky 0.75
     constant = _two_class_run(180, radius=cap)
     varying = _two_class_run(198, radius=1.2 * cap)  # past the cap, 18 more inputs right
-    rows = toy._disc_rows(0.37, 0.6, constant, varying, scale, baseline)
+    rows = toy.disc_rows(0.37, 0.6, constant, varying, scale, baseline)
     assert [r.verdict for r in rows] == [Verdict.SETTING, Verdict.HOLDS, Verdict.HOLDS]
     lucky = _two_class_run(150, radius=cap)  # no better than the untrained network
-    rows = toy._disc_rows(0.37, 0.6, lucky, varying, scale, baseline)
+    rows = toy.disc_rows(0.37, 0.6, lucky, varying, scale, baseline)
     assert [r.verdict for r in rows][1:] == [Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
 
 
@@ -297,10 +291,10 @@ def test_cone_gap_rows_decide_only_beyond_our_resolution() -> None:
     idrs_row = {"dim": 2, "sigma": 0.4, "r": 0.2, "accuracy": 0.96}
     constant = _two_class_run(189)
     close = _two_class_run(192)  # 3 more inputs right: a gap of 0.015, the paper's 0.017
-    row = toy._cone_gap(2, "x", idrs_row, close, constant_row, constant, baseline)
+    row = toy.cone_gap(2, "x", idrs_row, close, constant_row, constant, baseline)
     assert row.verdict is Verdict.INCONCLUSIVE and "would decide" in row.note
     worse = _two_class_run(150)  # 39 fewer right: far from the paper's gap
-    row = toy._cone_gap(2, "x", idrs_row, worse, constant_row, constant, baseline)
+    row = toy.cone_gap(2, "x", idrs_row, worse, constant_row, constant, baseline)
     assert row.verdict is Verdict.DIFFERS
 
 

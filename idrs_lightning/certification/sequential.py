@@ -384,14 +384,16 @@ def budget_thresholds(thresholds: ArrayLike, n_max: int, level: float) -> FloatA
     limit = _check_thresholds(thresholds)
     total = int(check_count("n_max", n_max, minimum=1))
     level = _check_alpha(level)
-    low = np.full(limit.shape, -1.0)  # invariant: lower(low) < t <= lower(high)
-    high = np.full(limit.shape, float(total))
-    reachable = clopper_pearson_lower(high, total, level) >= limit
+    # one bisection per distinct threshold: inputs of one sigma share their grid's thresholds
+    distinct, inverse = np.unique(limit, return_inverse=True)
+    low = np.full(distinct.shape, -1.0)  # invariant: lower(low) < t <= lower(high)
+    high = np.full(distinct.shape, float(total))
+    reachable = clopper_pearson_lower(high, total, level) >= distinct
     for _ in range(int(np.ceil(np.log2(total + 1))) + 1):
         middle = np.floor((low + high) / 2)
-        reaches = clopper_pearson_lower(np.maximum(middle, 0.0), total, level) >= limit
+        reaches = clopper_pearson_lower(np.maximum(middle, 0.0), total, level) >= distinct
         high, low = np.where(reaches, middle, high), np.where(reaches, low, middle)
-    return np.where(reachable, high / total, np.inf)
+    return np.where(reachable, high / total, np.inf)[inverse].reshape(limit.shape)
 
 
 def settle(
@@ -454,16 +456,6 @@ class SequentialResult(NamedTuple):
     impossible: BoolArray
     beyond_budget: BoolArray
     settled: BoolArray
-
-    @property
-    def unsettled(self) -> BoolArray:
-        """Grid radii neither certified nor beyond the budget."""
-        return ~self.certified & ~self.beyond_budget
-
-    @property
-    def abstain(self) -> BoolArray:
-        """``p_a_lower <= 1/2``: no prediction is certified (Cohen et al.'s abstain)."""
-        return ~(self.p_a_lower > 0.5)
 
 
 class SequentialCertifier:

@@ -167,4 +167,4 @@ def main(argv: list[str] | None = None) -> None:
         "the same command again to resume",
     )
     if summary is not None:
-        sys.stdout.write(format_table(summary["name"], summary) + "\n")
+        sys.stdout.write(format_table(summary.name, summary) + "\n")

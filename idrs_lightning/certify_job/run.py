@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from idrs_lightning.certify_job.results import (
 from idrs_lightning.certify_job.shards import certify_shard, merge_shards
 from idrs_lightning.reporting.metrics import certification_summary
 from idrs_lightning.reporting.report import write_run_report
+from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.reporting.tables import run_name
 from idrs_lightning.reporting.wandb_logging import discard_run, log_run_to_wandb, wandb_offline
 from idrs_lightning.settings import CertificationSettings
@@ -37,7 +38,7 @@ from idrs_lightning.settings import CertificationSettings
 log = logging.getLogger(__name__)
 
 
-def run_certification(config: CertifyConfig) -> dict | None:
+def run_certification(config: CertifyConfig) -> CertificationSummary | None:
     """Certify, write results, and (on rank 0) return the summary: open the job, claim the
     output directory, certify this process's shard, merge the shards and report."""
     rank = int(os.environ.get("RANK", 0))
@@ -72,33 +73,33 @@ def _claim(job: CertifyJob) -> Claim:
     return claim_output(job.out, job.record)
 
 
-def forward_passes(results: dict, settings: CertificationSettings) -> dict[str, float]:
-    """Base-classifier evaluations per input (n0 selection plus the estimation samples drawn,
-    from the results file's ``samples`` column): mean and total, and the inputs whose
-    estimation the evaluation shortcut skipped (``samples`` 0)."""
+def _with_forward_passes(
+    summary: CertificationSummary, results: dict, settings: CertificationSettings
+) -> CertificationSummary:
+    """``summary`` with its cost: base-classifier evaluations per input and in all (n0
+    selection plus the estimation samples drawn, from the results file's ``samples`` column),
+    and the inputs whose estimation the evaluation shortcut skipped (``samples`` 0)."""
     samples = results.get("samples", np.full(len(results["idx"]), settings.n))
     total = float(np.sum(settings.n0 + samples))
-    count = max(len(results["idx"]), 1)
-    return {
-        "forward_passes_mean": total / count,
-        "forward_passes_total": total,
-        "estimation_skipped": int(np.sum(samples == 0)),
-    }
+    return replace(
+        summary,
+        forward_passes_mean=total / max(len(results["idx"]), 1),
+        forward_passes_total=total,
+        estimation_skipped=int(np.sum(samples == 0)),
+    )
 
 
-def _report(job: CertifyJob) -> dict:
+def _report(job: CertifyJob) -> CertificationSummary:
     """Summarise the merged results, write the report files and log the run to W&B."""
     config, datamodule, out, r = job.config, job.datamodule, job.out, job.smooth.r
     merged = out / "results.tsv"
     check_rows(merged, read_rows(merged), job.rules)
     results = read_results(merged)
-    summary = certification_summary(
+    figures = certification_summary(
         results["label"], results["predict"], results["radius"], job.radii, datamodule.num_classes
     )
-    summary |= forward_passes(results, config.settings)
     name = config.name or run_name(r, config.settings.separate_pb)
-    summary["name"] = name
-    summary["settings"] = {
+    settings = {
         "r": r,
         "checkpoint_sha256": file_digest(config.checkpoint),
         **asdict(config.settings),
@@ -106,13 +107,20 @@ def _report(job: CertifyJob) -> dict:
         "data": {k: datamodule.hparams[k] for k in datamodule.hparams},
         "class_names": datamodule.class_names,
     }
+    summary = replace(
+        _with_forward_passes(figures, results, config.settings), name=name, settings=settings
+    )
     write_run_report(out, name, summary, results)
     _log_to_wandb(out, name, summary, results, config.wandb_project)
     return summary
 
 
 def _log_to_wandb(
-    out: Path, name: str, summary: dict, results: dict[str, np.ndarray], project: str
+    out: Path,
+    name: str,
+    summary: CertificationSummary,
+    results: dict[str, np.ndarray],
+    project: str,
 ) -> None:
     """The run in W&B; the dashboard is a copy, so its failure never fails the run (an online
     attempt that fails is logged offline instead)."""

@@ -26,6 +26,7 @@ import numpy as np
 from idrs_lightning.certify_job.config import CertifyConfig
 from idrs_lightning.certify_job.results import read_results
 from idrs_lightning.certify_job.run import run_certification
+from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.sweep import command_line, parameter_sets
 from idrs_lightning.validation import InvalidSetting
@@ -146,7 +147,7 @@ class Certified:
     """A certification job's summary and its per-input columns (``label``, ``predict``,
     ``radius``, ``correct``, ``sigma``)."""
 
-    summary: dict[str, Any]
+    summary: CertificationSummary
     results: dict[str, np.ndarray]
 
 

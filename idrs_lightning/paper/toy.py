@@ -2,7 +2,9 @@
 N-dimensional cone (Table 5, Figure 10; Appendix A.5).
 
 Both train an MLP with ``train.py`` (no noise augmentation: ``configs/disc.yaml`` and
-``configs/cone.yaml``) and certify every test input with the certification job.
+``configs/cone.yaml``) and certify every test input with the certification job. Their rows
+are built from certified runs by :func:`disc_rows` (Figure 1), :func:`cone_comparison` and
+:func:`cone_gap` (Table 5), which take any runs, e.g. made-up ones with a known verdict.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def _certify_constant(checkpoint: Path, out: Path, scale: ToyScale, sigma: float
     )
 
 
-def _cone_comparison(
+def cone_comparison(
     dim: int,
     label: str,
     row: dict[str, Any],
@@ -158,7 +160,7 @@ def _cone_comparison(
     prediction within the binomial error of our 200 inputs and the printed rounding, which
     can agree only where that error is narrower than the IDRS ``effect`` the row is about
     (the paper's IDRS - constant difference)."""
-    accuracy = run.summary["clean_accuracy"]
+    accuracy = run.summary.clean_accuracy
     constant = row["r"] == 0
     note = ""
     if not constant:
@@ -179,7 +181,7 @@ def _cone_comparison(
     )
 
 
-def _cone_gap(
+def cone_gap(
     dim: int,
     label: str,
     row: dict[str, Any],
@@ -332,7 +334,7 @@ def disc(context: Context) -> Outcome:
     ]
     constant, varying = runs.values()
     baseline = _untrained_baseline(context, "disc.yaml", tag, DISC_OPTIONS, scale, 0.6, 0.0)
-    rows = _disc_rows(
+    rows = disc_rows(
         sigma_b, float(module.training_sigma().mean()), constant, varying, scale, baseline
     )
     return Outcome(
@@ -365,7 +367,7 @@ def disc(context: Context) -> Outcome:
         ],
         results={
             name: {
-                k: run.summary[k]
+                k: run.summary.to_json()[k]
                 for k in (
                     "clean_accuracy",
                     "certified_accuracy",
@@ -378,7 +380,7 @@ def disc(context: Context) -> Outcome:
     )
 
 
-def _disc_rows(
+def disc_rows(
     sigma_b: float,
     training_mean: float,
     constant: Certified,
@@ -420,8 +422,8 @@ def _disc_rows(
             "constant",
             clean,
             blocked=blocked,
-            note=f"{varying.summary['clean_accuracy']:.3f} vs "
-            f"{constant.summary['clean_accuracy']:.3f}; 95% CI [{clean.low:.3f}, "
+            note=f"{varying.summary.clean_accuracy:.3f} vs "
+            f"{constant.summary.clean_accuracy:.3f}; 95% CI [{clean.low:.3f}, "
             f"{clean.high:.3f}]",
         ),
     ]
@@ -558,15 +560,15 @@ def cone(context: Context) -> Outcome:
             runs[label] = run
             if constant:
                 reference = (row, run)
-                rows.append(_cone_comparison(dim, label, row, run, baseline))
+                rows.append(cone_comparison(dim, label, row, run, baseline))
             else:
                 effect = row["accuracy"] - reference[0]["accuracy"]
-                rows.append(_cone_comparison(dim, label, row, run, baseline, effect))
-                rows.append(_cone_gap(dim, label, row, run, *reference, baseline))
-            accuracy = run.summary["clean_accuracy"]
+                rows.append(cone_comparison(dim, label, row, run, baseline, effect))
+                rows.append(cone_gap(dim, label, row, run, *reference, baseline))
+            accuracy = run.summary.clean_accuracy
             results[f"{dim}: {label}"] = {
                 "clean_accuracy": accuracy,
-                "average_certified_radius": run.summary["average_certified_radius"],
+                "average_certified_radius": run.summary.average_certified_radius,
                 "largest_certified_radius": _reach(run),
                 "untrained_clean_accuracy": baseline.estimate,
             }

@@ -6,6 +6,7 @@ constant noise equal to the average test-time sigma(x) (the paper's "C sigma_b")
 with IDRS at r = 0.01, k = 20; several seeds give mean +- std of the clean accuracy and of the
 class-wise accuracy standard deviation. Table 4: Cohen et al.'s evaluation (accuracy,
 abstention, misclassification) of constant-sigma models at sigma in {0.12, 0.25, 0.5, 1.0}.
+Section 4's rows of one sigma are :func:`section4_rows`, from any certified runs.
 """
 
 from __future__ import annotations
@@ -220,16 +221,16 @@ def section4(context: Context, dataset: DataSet, paper_key: str | None) -> Outco
         }
         figures: dict[str, Any] = {
             name: {
-                "clean_accuracy": _mean_std([r.summary["clean_accuracy"] for r in group]),
-                "class_accuracy_std": _mean_std([r.summary["class_accuracy_std"] for r in group]),
+                "clean_accuracy": _mean_std([r.summary.clean_accuracy for r in group]),
+                "class_accuracy_std": _mean_std([r.summary.class_accuracy_std for r in group]),
                 "largest_certified_radius": _largest_certified(group),
-                "acr": _mean_std([r.summary["average_certified_radius"] for r in group]),
+                "acr": _mean_std([r.summary.average_certified_radius for r in group]),
             }
             for name, group in runs.items()
         }
         figures["train_sigma_idrs"] = train_sigma
         results[str(sigma)] = figures
-        rows += _section4_rows(sigma, train_sigma, runs, figures, protocol, paper_key)
+        rows += section4_rows(sigma, train_sigma, runs, figures, protocol, paper_key)
         top = max(max(_largest_certified(group) for group in runs.values()), 1e-3) * 1.1
         grid = np.linspace(0.0, top, 300)
         _curve_panel(axes, runs["idrs"], f"IDRS r = {RATE} (trained at {train_sigma:.3f})", grid)
@@ -259,7 +260,7 @@ def section4(context: Context, dataset: DataSet, paper_key: str | None) -> Outco
     )
 
 
-def _section4_rows(
+def section4_rows(
     sigma: float,
     train_sigma: float,
     runs: dict[str, list[Certified]],
@@ -268,7 +269,7 @@ def _section4_rows(
     paper_key: str | None,
 ) -> list[Comparison]:
     """The rows of one sigma: the paper's numbers (MNIST, CIFAR-10) and its claims as tests."""
-    classes = len(runs["constant"][0].summary["per_class_accuracy"])
+    classes = len(runs["constant"][0].summary.per_class_accuracy)
     blocked = below_chance(runs, classes)
     seeds = len(protocol.seeds)
     rows = []
@@ -504,7 +505,7 @@ def table4(context: Context) -> Outcome:
         runs[sigma] = run
         column = paper["sigma"].index(sigma)
         results[str(sigma)] = {
-            key: run.summary[key]
+            key: getattr(run.summary, key)
             for key in ("clean_accuracy", "abstention_rate", "misclassification_rate")
         }
         for key, paper_key in (
@@ -516,7 +517,7 @@ def table4(context: Context) -> Outcome:
                 Comparison(
                     f"sigma {sigma}: {paper_key}",
                     paper[paper_key][column],
-                    run.summary[key],
+                    getattr(run.summary, key),
                     kind="not comparable",
                     note="paper: CIFAR-10, Cohen et al.'s ResNet-110; ours: Fashion-MNIST, LeNet",
                 )

@@ -17,15 +17,18 @@ from idrs_lightning.atomic_files import write_text
 from idrs_lightning.certify_job.results import read_results
 from idrs_lightning.errors import OneLineParser, exit_on_user_error
 from idrs_lightning.reporting.plots import plot_certified_accuracy
+from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.reporting.tables import comparison_table
 
 
-def _summary(run: Path) -> dict:
+def _summary(run: Path) -> CertificationSummary:
     path = run / "summary.json"
     try:
-        return json.loads(path.read_text())
+        return CertificationSummary.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); rerun certify.py there") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}; rerun certify.py there") from None
 
 
 def compare(runs: list[Path], output: Path) -> str:
@@ -42,7 +45,7 @@ def compare(runs: list[Path], output: Path) -> str:
         results = read_results(run / "results.tsv")
         if not len(results["idx"]):
             raise ValueError(f"{run / 'results.tsv'} holds no results")
-        loaded.append((summary.get("name") or run.name, run, summary, results))
+        loaded.append((summary.name or run.name, run, summary, results))
     names = [name for name, *_ in loaded]
     summaries, curves = {}, {}
     for name, run, summary, results in loaded:

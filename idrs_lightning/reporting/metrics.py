@@ -7,7 +7,9 @@ count ``radius >= R``; the radius of an abstention is 0 and never counts).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.smoothing import ABSTAIN
 
 
@@ -43,16 +46,9 @@ def certification_summary(
     radius: ArrayLike,
     at_radii: ArrayLike,
     num_classes: int,
-) -> dict[str, object]:
-    """Every figure a run reports.
-
-    Returns a dict with ``certified_accuracy`` (list, one per ``at_radii``), ``clean_accuracy``
-    (correct predictions of the smoothed classifier), ``abstention_rate``,
-    ``misclassification_rate`` (wrong, not abstained), ``average_certified_radius`` (radius of
-    correct inputs, 0 otherwise, averaged over all), ``per_class_accuracy`` (clean accuracy
-    by true class; NaN for absent classes) and ``class_accuracy_std`` (its standard deviation
-    over present classes: the paper's fairness measure, Tables 3, 7, 9).
-    """
+) -> CertificationSummary:
+    """Every figure a run reports, from its per-input labels, predictions and radii
+    (:class:`~idrs_lightning.reporting.summary.CertificationSummary` says what each is)."""
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
     radius = np.asarray(radius, dtype=np.float64)
@@ -63,25 +59,52 @@ def certification_summary(
     )
     present = per_class[~np.isnan(per_class)]
     count = max(len(labels), 1)
-    return {
-        "count": len(labels),
-        "radii": np.asarray(at_radii, dtype=np.float64).tolist(),
-        "certified_accuracy": certified_accuracy(radius, correct, at_radii).tolist(),
-        "clean_accuracy": float(correct.sum() / count),
-        "abstention_rate": float(abstained.sum() / count),
-        "misclassification_rate": float((~correct & ~abstained).sum() / count),
-        "average_certified_radius": float(np.where(correct, radius, 0.0).sum() / count),
-        "per_class_accuracy": per_class.tolist(),
-        "class_accuracy_std": float(present.std()) if present.size else float("nan"),
-    }
+    return CertificationSummary(
+        count=len(labels),
+        radii=tuple(np.asarray(at_radii, dtype=np.float64).tolist()),
+        certified_accuracy=tuple(certified_accuracy(radius, correct, at_radii).tolist()),
+        clean_accuracy=float(correct.sum() / count),
+        abstention_rate=float(abstained.sum() / count),
+        misclassification_rate=float((~correct & ~abstained).sum() / count),
+        average_certified_radius=float(np.where(correct, radius, 0.0).sum() / count),
+        per_class_accuracy=tuple(per_class.tolist()),
+        class_accuracy_std=float(present.std()) if present.size else float("nan"),
+    )
+
+
+@dataclass(frozen=True)
+class CertificationResult:
+    """A summary with the per-input ``radius`` and ``correct`` it was computed from (in
+    gathering order), from which curves are drawn exactly."""
+
+    summary: CertificationSummary
+    radius: tuple[float, ...]
+    correct: tuple[bool, ...]
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """``radius`` and ``correct`` as arrays, as the plots and charts take them."""
+        return np.asarray(self.radius, dtype=np.float64), np.asarray(self.correct, dtype=bool)
+
+    def to_json(self) -> dict[str, object]:
+        """The summary's JSON followed by ``radius`` and ``correct`` (lists)."""
+        return self.summary.to_json() | {"radius": list(self.radius), "correct": list(self.correct)}
+
+    @classmethod
+    def from_json(cls, content: Mapping[str, Any]) -> CertificationResult:
+        """The result whose :meth:`to_json` is ``content``."""
+        return cls(
+            CertificationSummary.from_json(content),
+            tuple(content["radius"]),
+            tuple(content["correct"]),
+        )
 
 
 class CertificationMetrics(Metric):
     """torchmetrics front end of :func:`certification_summary`, synchronised across processes.
 
     ``update(labels, predictions, radius)`` with 1-D tensors (prediction ``-1`` = abstain);
-    ``compute()`` returns the summary dict plus the gathered inputs' ``radius`` and ``correct``
-    (lists, in gathering order), from which curves are drawn exactly.
+    ``compute()`` returns the gathered inputs and ``result()`` their
+    :class:`CertificationResult`.
 
     Args:
         num_classes: number of classes.
@@ -106,11 +129,23 @@ class CertificationMetrics(Metric):
         self.predictions.append(predictions.long().flatten())
         self.radius.append(radius.double().flatten())
 
-    def compute(self) -> dict[str, object]:
-        labels = dim_zero_cat(self.labels).cpu().numpy()
-        predictions = dim_zero_cat(self.predictions).cpu().numpy()
-        radius = dim_zero_cat(self.radius).cpu().numpy()
+    def compute(self) -> dict[str, np.ndarray]:
+        """The gathered inputs' ``labels``, ``predictions`` and ``radius``, in gathering
+        order."""
+        return {
+            "labels": dim_zero_cat(self.labels).cpu().numpy(),
+            "predictions": dim_zero_cat(self.predictions).cpu().numpy(),
+            "radius": dim_zero_cat(self.radius).cpu().numpy(),
+        }
+
+    def result(self) -> CertificationResult:
+        """The summary of the gathered inputs, with their radii and correctness (a method
+        beside :meth:`compute`, as torchmetrics refuses frozen dataclasses from it)."""
+        gathered = self.compute()
+        labels, predictions, radius = (gathered[k] for k in ("labels", "predictions", "radius"))
         summary = certification_summary(
             labels, predictions, radius, self.at_radii, self.num_classes
         )
-        return summary | {"radius": radius.tolist(), "correct": (predictions == labels).tolist()}
+        return CertificationResult(
+            summary, tuple(radius.tolist()), tuple((predictions == labels).tolist())
+        )

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from idrs_lightning.atomic_files import write_text
+from idrs_lightning.reporting.metrics import CertificationResult
 from idrs_lightning.reporting.plots import (
     plot_certified_accuracy,
     plot_per_class,
     plot_sigma_histogram,
 )
+from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.reporting.tables import format_table
 
 
@@ -26,30 +28,30 @@ def write_json(path: Path, content: Mapping[str, Any]) -> None:
 
 
 def write_run_report(
-    out: Path, name: str, summary: Mapping[str, Any], results: Mapping[str, np.ndarray]
+    out: Path, name: str, summary: CertificationSummary, results: Mapping[str, np.ndarray]
 ) -> None:
     """A certification run's files: summary, table and plots of its results."""
-    write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary.to_json())
     write_text(out / "table.txt", format_table(name, summary) + "\n")
     plot_certified_accuracy(
         {name: (results["radius"], results["correct"])}, out / "certified_accuracy.png"
     )
-    plot_per_class(summary["per_class_accuracy"], out / "per_class_accuracy.png")
+    plot_per_class(summary.per_class_accuracy, out / "per_class_accuracy.png")
     plot_sigma_histogram(results["sigma"], out / "sigma_histogram.png")
 
 
 def write_epoch_report(
     folder: Path,
     record: Mapping[str, Any],
-    summaries: Mapping[str, Mapping[str, Any]],
+    results: Mapping[str, CertificationResult],
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     title: str,
 ) -> None:
     """A certified epoch's files: ``epoch_<e>.json`` for the run's sigma(x) and
-    ``epoch_<e>_constant.json`` for constant sigma (each summary with ``record`` as its
+    ``epoch_<e>_constant.json`` for constant sigma (each result with ``record`` as its
     ``settings``), and one figure ``epoch_<e>.png`` / ``.pdf`` of ``curves``."""
     epoch = record["epoch"]
-    for prefix, summary in summaries.items():
+    for prefix, result in results.items():
         suffix = "" if prefix == "certify" else "_constant"
-        write_json(folder / f"epoch_{epoch}{suffix}.json", {**summary, "settings": record})
+        write_json(folder / f"epoch_{epoch}{suffix}.json", result.to_json() | {"settings": record})
     plot_certified_accuracy(curves, folder / f"epoch_{epoch}.png", title)

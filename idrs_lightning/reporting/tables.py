@@ -1,23 +1,13 @@
-"""A certification summary as text: the plain-text and Markdown tables, the flat scalars that
-loggers record, and the labels and titles of curves and figures."""
+"""A certification summary as text: the plain-text and Markdown tables, and the labels and
+titles of curves and figures."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
+from idrs_lightning.reporting.summary import HEADLINE, CertificationSummary
 from idrs_lightning.settings import CertificationSettings
-
-#: The headline figures of a summary: key, label and format, in the order they are shown.
-HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("clean_accuracy", "clean accuracy", ".3f"),
-    ("abstention_rate", "abstention", ".3f"),
-    ("misclassification_rate", "misclassified", ".3f"),
-    ("average_certified_radius", "ACR", ".3f"),
-    ("class_accuracy_std", "class-wise std", ".4f"),
-)
 
 
 def run_name(r: float, separate_pb: bool) -> str:
@@ -26,44 +16,32 @@ def run_name(r: float, separate_pb: bool) -> str:
     return name + (", separate pB" if separate_pb else "")
 
 
-def format_table(name: str, summary: Mapping[str, Any]) -> str:
+def format_table(name: str, summary: CertificationSummary) -> str:
     """Certified accuracy at each radius plus the headline figures, as plain text."""
-    head = "radius   " + " ".join(f"{r:6.2f}" for r in summary["radii"])
-    row = "cert.acc " + " ".join(f"{a:6.3f}" for a in summary["certified_accuracy"])
-    figures = "  ".join(f"{label} {summary[key]:{spec}}" for key, label, spec in HEADLINE)
-    text = f"{name}\n{head}\n{row}\n{figures}  (n = {summary['count']})"
-    if "forward_passes_mean" in summary:
+    head = "radius   " + " ".join(f"{r:6.2f}" for r in summary.radii)
+    row = "cert.acc " + " ".join(f"{a:6.3f}" for a in summary.certified_accuracy)
+    figures = "  ".join(f"{label} {value:{spec}}" for label, value, spec in summary.headline())
+    text = f"{name}\n{head}\n{row}\n{figures}  (n = {summary.count})"
+    if summary.forward_passes_mean is not None:
         text += (
-            f"\nforward passes: {summary['forward_passes_mean']:.0f} per input, "
-            f"{summary['forward_passes_total']:.0f} in all"
+            f"\nforward passes: {summary.forward_passes_mean:.0f} per input, "
+            f"{summary.forward_passes_total:.0f} in all"
         )
-    if summary.get("estimation_skipped"):
-        text += f"; estimation skipped for {summary['estimation_skipped']} misclassified inputs"
+    if summary.estimation_skipped:
+        text += f"; estimation skipped for {summary.estimation_skipped} misclassified inputs"
     return text
 
 
-def comparison_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
+def comparison_table(summaries: Mapping[str, CertificationSummary]) -> str:
     """Markdown table of the headline figures of several runs."""
     lines = [
         "| run | " + " | ".join(label for _, label, _ in HEADLINE) + " | n |",
         "|---" * (len(HEADLINE) + 2) + "|",
     ]
     for name, summary in summaries.items():
-        cells = " | ".join(f"{summary[key]:{spec}}" for key, _, spec in HEADLINE)
-        lines.append(f"| {name} | {cells} | {summary['count']} |")
+        cells = " | ".join(f"{value:{spec}}" for _, value, spec in summary.headline())
+        lines.append(f"| {name} | {cells} | {summary.count} |")
     return "\n".join(lines)
-
-
-def scalars(summary: Mapping[str, Any], prefix: str) -> dict[str, float]:
-    """Flat ``prefix/name`` scalars: the headline figures, ``accuracy_at_<R>`` for each grid
-    radius and ``class_<c>_accuracy`` for each class present."""
-    values = {f"{prefix}/{key}": float(summary[key]) for key, _, _ in HEADLINE}
-    for radius, accuracy in zip(summary["radii"], summary["certified_accuracy"], strict=True):
-        values[f"{prefix}/accuracy_at_{radius:g}"] = float(accuracy)
-    for label, accuracy in enumerate(summary["per_class_accuracy"]):
-        if not np.isnan(accuracy):
-            values[f"{prefix}/class_{label}_accuracy"] = float(accuracy)
-    return values
 
 
 def curve_label(prefix: str, settings: Mapping[str, Any]) -> str:

@@ -33,8 +33,9 @@ import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
 from idrs_lightning.atomic_files import write_text
-from idrs_lightning.reporting.metrics import certified_accuracy, dense_radii
-from idrs_lightning.reporting.tables import curve_label, scalars
+from idrs_lightning.reporting.metrics import CertificationResult, certified_accuracy, dense_radii
+from idrs_lightning.reporting.summary import CertificationSummary
+from idrs_lightning.reporting.tables import curve_label
 
 log = logging.getLogger(__name__)
 
@@ -241,45 +242,42 @@ def _curve_table(grid: np.ndarray, accuracy: np.ndarray) -> Any:
 
 
 def epoch_charts(
-    summaries: Mapping[str, Mapping[str, Any]],
-    history: Sequence[tuple[int, Mapping[str, Any]]],
+    results: Mapping[str, CertificationResult],
+    history: Sequence[tuple[int, CertificationResult]],
     settings: Mapping[str, Any],
 ) -> dict[str, Any]:
     """W&B charts of one certified epoch, drawn from the per-input radii (exact, not through
-    grid points): ``<prefix>/certified_accuracy`` and ``<prefix>/per_class`` per summary,
+    grid points): ``<prefix>/certified_accuracy`` and ``<prefix>/per_class`` per result,
     ``certify/idrs_vs_constant`` (both curves) with the constant-sigma comparison, and
     ``certify/curves_by_epoch`` (the run's curve at every certified epoch so far)."""
     import wandb
 
-    grid = dense_radii([s["radius"] for s in [*summaries.values(), *(s for _, s in history)]])
+    grid = dense_radii([r.radius for r in [*results.values(), *(r for _, r in history)]])
     curves = {
-        prefix: certified_accuracy(np.asarray(s["radius"]), np.asarray(s["correct"]), grid)
-        for prefix, s in summaries.items()
+        prefix: certified_accuracy(*result.curve(), grid) for prefix, result in results.items()
     }
     charts: dict[str, Any] = {}
-    for prefix, summary in summaries.items():
+    for prefix, result in results.items():
         table = _curve_table(grid, curves[prefix])
         label = curve_label(prefix, settings)
         charts[f"{prefix}/certified_accuracy"] = wandb.plot.line(
             table, "radius", "certified_accuracy", title=f"{label}: certified accuracy"
         )
         charts[f"{prefix}/per_class"] = wandb.Table(
-            columns=["class", "accuracy"], data=list(enumerate(summary["per_class_accuracy"]))
+            columns=["class", "accuracy"],
+            data=list(enumerate(result.summary.per_class_accuracy)),
         )
-    if len(summaries) > 1:
+    if len(results) > 1:
         charts["certify/idrs_vs_constant"] = wandb.plot.line_series(
             xs=grid.tolist(),
-            ys=[curves[prefix].tolist() for prefix in summaries],
-            keys=[curve_label(prefix, settings) for prefix in summaries],
+            ys=[curves[prefix].tolist() for prefix in results],
+            keys=[curve_label(prefix, settings) for prefix in results],
             title=f"certified accuracy, epoch {settings['epoch']}",
             xname="radius",
         )
     charts["certify/curves_by_epoch"] = wandb.plot.line_series(
         xs=grid.tolist(),
-        ys=[
-            certified_accuracy(np.asarray(s["radius"]), np.asarray(s["correct"]), grid).tolist()
-            for _, s in history
-        ],
+        ys=[certified_accuracy(*result.curve(), grid).tolist() for _, result in history],
         keys=[f"epoch {epoch}" for epoch, _ in history],
         title=f"{curve_label('certify', settings)}: certified accuracy by epoch",
         xname="radius",
@@ -290,7 +288,7 @@ def epoch_charts(
 def log_run_to_wandb(
     out: Path,
     name: str,
-    summary: Mapping[str, Any],
+    summary: CertificationSummary,
     results: Mapping[str, np.ndarray],
     project: str,
     offline: bool,
@@ -303,7 +301,7 @@ def log_run_to_wandb(
     kept in ``out``, so a resumed certification continues the same W&B run."""
     import wandb
 
-    settings = dict(summary["settings"])
+    settings = dict(summary.settings or {})
     config = {**{k: v for k, v in settings.items() if k != "data"}, **settings.get("data", {})}
     checkpoint = Path(str(settings["checkpoint"])).resolve()
     training = checkpoint.parent.parent / RUN_ID_FILE  # runs/<name>/checkpoints/<file>
@@ -320,7 +318,7 @@ def log_run_to_wandb(
         id=run_id(out),
         resume="allow",
     )
-    run.summary.update(scalars(summary, "certify"))
+    run.summary.update(summary.scalars("certify"))
     radius, correct = np.asarray(results["radius"]), np.asarray(results["correct"], dtype=bool)
     grid = dense_radii([radius])
     curve = _curve_table(grid, certified_accuracy(radius, correct, grid))

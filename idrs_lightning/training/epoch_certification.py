@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 
 from idrs_lightning.data.datamodule import SmoothingDataModule
-from idrs_lightning.reporting.metrics import CertificationMetrics
+from idrs_lightning.reporting.metrics import CertificationMetrics, CertificationResult
 from idrs_lightning.reporting.report import write_epoch_report
 from idrs_lightning.reporting.tables import curve_label, figure_title
 from idrs_lightning.settings import CertificationSettings
@@ -45,8 +44,8 @@ class EpochCertification:
         rank: int = 0,
         world: int = 1,
         constant: bool = False,
-    ) -> dict[str, Any]:
-        """Certify this rank's share of the subset now and return the summary (the same on
+    ) -> CertificationResult:
+        """Certify this rank's share of the subset now and return the result (the same on
         every rank); with ``constant`` every input uses ``sigma_b`` and Cohen's radius."""
         subset = datamodule.evaluation_subset(self.num_examples, split="val")
         shard = subset[rank::world].tolist()
@@ -71,7 +70,7 @@ class EpochCertification:
                 torch.tensor([c.prediction for c in certificates], device=device),
                 torch.tensor(radius, dtype=torch.float64, device=device),
             )
-        return metrics.compute()  # gathered across ranks
+        return metrics.result()  # gathered across ranks
 
     def options(self) -> dict[str, Any]:
         """These settings as plain values, for run configs and records."""
@@ -98,14 +97,11 @@ def write_epoch_files(
     folder: Path,
     record: dict[str, Any],
     settings: CertificationSettings,
-    summaries: dict[str, dict[str, Any]],
+    results: dict[str, CertificationResult],
 ) -> None:
     """``epoch_<e>[_constant].json`` (summary, per-input radii, ``record``) and one figure
     ``epoch_<e>.png`` / ``.pdf`` with every curve of the epoch."""
-    count = len(summaries["certify"]["radius"])
+    count = results["certify"].summary.count
     title = figure_title(record["epoch"], record["sigma_b"], record["r"], settings, count)
-    curves = {
-        curve_label(prefix, record): (np.asarray(s["radius"]), np.asarray(s["correct"]))
-        for prefix, s in summaries.items()
-    }
-    write_epoch_report(folder, record, summaries, curves, title)
+    curves = {curve_label(prefix, record): result.curve() for prefix, result in results.items()}
+    write_epoch_report(folder, record, results, curves, title)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from idrs_lightning.reporting.metrics import certification_summary
 from tests.bad_input import assert_refused, assert_unchanged, snapshot
 from tests.commands import ROOT
 
@@ -25,7 +27,7 @@ def _run_dir(tmp: Path, name: str, results: str | None, summary: str | None) -> 
 
 
 HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n"
-GOOD = json.dumps({"name": "a", "count": 1})
+GOOD = json.dumps(replace(certification_summary([1], [1], [0.3], [0.0], 2), name="a").to_json())
 
 
 @pytest.mark.parametrize(
@@ -33,11 +35,23 @@ GOOD = json.dumps({"name": "a", "count": 1})
     [
         (HEADER + "0\t1\t1\t0.3\t1\t0.1\n", None, "no summary.json in"),
         (HEADER + "0\t1\t1\t0.3\t1\t0.1\n", '{"name": "a", "cou', "summary.json is not valid JSON"),
+        (
+            HEADER + "0\t1\t1\t0.3\t1\t0.1\n",
+            '{"name": "a", "count": 1}',
+            "summary.json: not a certification summary: no radii",
+        ),
         ("idx\tlabel\tpredict\n0\t1\t1\n", GOOD, "results.tsv is not a results file: it has no"),
         (HEADER, GOOD, "results.tsv holds no results"),
         (HEADER + "0\t1\t1\tabc\t1\t0.1\n", GOOD, "results.tsv holds a value that is not a number"),
     ],
-    ids=["no summary", "truncated summary", "no radius column", "header only", "not a number"],
+    ids=[
+        "no summary",
+        "truncated summary",
+        "summary without figures",
+        "no radius column",
+        "header only",
+        "not a number",
+    ],
 )
 def test_compare_refuses(tmp_path, commands, results, summary, names) -> None:
     run = _run_dir(tmp_path, "run", results, summary)
