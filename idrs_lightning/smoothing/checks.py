@@ -51,6 +51,20 @@ def checked_sigmas(
     return sigma
 
 
+def check_logits(logits: torch.Tensor, rows: int, num_classes: int) -> None:
+    """The base classifier's output for a batch of ``rows`` noisy inputs is
+    ``[rows x num_classes]``.
+
+    Raises:
+        ValueError: naming the shape returned and the shape expected.
+    """
+    if logits.shape != (rows, num_classes):
+        raise ValueError(
+            f"the base classifier returned logits of shape {tuple(logits.shape)} for {rows} "
+            f"inputs; expected ({rows}, {num_classes}) (num_classes)"
+        )
+
+
 def refuse_nonfinite(nonfinite: np.ndarray, drawn: np.ndarray, indices: Sequence[int]) -> None:
     """Votes are the argmax of finite logits only: argmax of NaN is an arbitrary class, and a
     broken model's "votes" would certify every input. ``nonfinite`` and ``drawn`` count, per

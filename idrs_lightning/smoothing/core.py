@@ -35,7 +35,7 @@ from idrs_lightning.noise import (
 )
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing.certificate import ABSTAIN, Certificate
-from idrs_lightning.smoothing.checks import checked_sigmas, refuse_nonfinite
+from idrs_lightning.smoothing.checks import check_logits, checked_sigmas, refuse_nonfinite
 from idrs_lightning.smoothing.estimation import Selected, estimation_for
 from idrs_lightning.smoothing.groups import certify_groups
 from idrs_lightning.validation import check_non_negative
@@ -157,12 +157,7 @@ class Smooth:
         return self.block_counts(xs, sigma, indices, stage, block_work(len(xs), num))
 
     def block_counts(
-        self,
-        xs: torch.Tensor,
-        sigma: np.ndarray,
-        indices: list[int],
-        stage: int,
-        work: Sequence[Work],
+        self, xs: torch.Tensor, sigma: np.ndarray, indices: list[int], stage: int, work: list[Work]
     ) -> np.ndarray:
         """Class counts ``[k x classes]`` of the base classifier on the noise blocks ``work``
         (``(input, block, rows)``, in order), whole blocks per forward pass, counted on the
@@ -186,12 +181,7 @@ class Smooth:
                     noise.copy_(torch.add(inputs[i], noise.double(), alpha=float(sigma[i])))
                 logits = self.base_classifier(batch)
                 self.passes.record(plan.rows)
-                if logits.shape != (len(batch), self.num_classes):
-                    raise ValueError(
-                        f"the base classifier returned logits of shape {tuple(logits.shape)} "
-                        f"for {len(batch)} inputs; expected ({len(batch)}, {self.num_classes}) "
-                        "(num_classes)"
-                    )
+                check_logits(logits, len(batch), self.num_classes)
                 predictions = logits.argmax(dim=1)
                 broken = ~torch.isfinite(logits).all(dim=1)  # checked once, after the loop
                 for i, start, end in plan.segments:
