@@ -263,7 +263,7 @@ def test_efficiency_at_alpha_0_001(capsys: pytest.CaptureFixture[str]) -> None:
         )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    assert mean_n[0.3] == LOOKS[0]  # abstains at the first look
+    assert mean_n[0.3] <= 1.1 * LOOKS[0]  # abstains at the first look (a few at the next)
     assert mean_n[0.99] < 60_000 and mean_n[0.9] < 70_000
 
 
