@@ -25,6 +25,7 @@ FLOORS = [
     ["reporting"],
     ["training"],
     ["certify_job"],
+    ["dual"],  # dual randomized smoothing: the router's training, above the job it feeds
     ["paper", "callbacks"],
 ]
 #: Commands that only run (``[project.scripts]``, ``python -m``): they sit on top of every wing.
