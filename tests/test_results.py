@@ -156,7 +156,16 @@ def test_read_results_sorts_by_index_and_types_the_columns(tmp_path) -> None:
     order = [9, 2, 14, 0, 5]
     _written(path, order)
     results = read_results(path)
-    assert set(results) == {"idx", "label", "predict", "radius", "correct", "sigma", "samples"}
+    assert set(results) == {
+        "idx",
+        "label",
+        "predict",
+        "radius",
+        "correct",
+        "sigma",
+        "pA_lower",
+        "samples",
+    }
     expected = sorted(order)
     np.testing.assert_array_equal(results["idx"], expected)
     assert results["idx"].dtype == np.int64

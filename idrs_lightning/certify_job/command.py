@@ -3,6 +3,7 @@ behind ``certify.py``, ``python -m idrs_lightning.certify_job`` and ``idrs-certi
 
     python certify.py runs/<run>/checkpoints/last.ckpt out/idrs --N 100000
     python certify.py runs/<run>/checkpoints/last.ckpt out/cohen --constant
+    python certify.py runs/router/checkpoints/last.ckpt out/dual --method dual  # router + experts
     torchrun --nproc_per_node 2 certify.py CKPT out/idrs        # shards inputs across processes
 
 Data and sigma(x) settings default to the training run's (stored in the checkpoint); the
@@ -22,7 +23,7 @@ import typing
 
 import yaml
 
-from idrs_lightning.certify_job.config import CertifyConfig
+from idrs_lightning.certify_job.config import METHODS, CertifyConfig
 from idrs_lightning.certify_job.evaluation import PRECISIONS
 from idrs_lightning.certify_job.run import run_certification
 from idrs_lightning.errors import OneLineParser, exit_on_user_error
@@ -48,7 +49,10 @@ SETTING_OPTIONS = {f.name: f.metadata["option"] for f in dataclasses.fields(Cert
 OPTIONS = {
     **SETTING_OPTIONS,
     **{name: "--" + name.replace("_", "-") for name in DATA_OPTIONS},
-    **{name: f"--{name}" for name in ("indices", "device", "radii", "precision", "arch")},
+    **{
+        name: f"--{name}"
+        for name in ("indices", "device", "radii", "precision", "arch", "method", "experts")
+    },
 }
 
 
@@ -104,6 +108,19 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
         "{...}}'",
     )
     parser.add_argument("--constant", action="store_true", help="constant sigma_b (Cohen et al.)")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=job["method"],
+        help="smoothing: one noise level per input (sigma(x), or sigma_b with --constant); dual: "
+        "dual randomized smoothing (Sun et al. 2026), CHECKPOINT being the router",
+    )
+    parser.add_argument(
+        "--experts",
+        nargs="+",
+        help="--method dual: the experts' checkpoints, one per level (default: those the router "
+        "was trained with)",
+    )
     parser.add_argument("--radii", type=float, nargs="+", help="radii of the summary table")
     parser.add_argument("--device", default=job["device"], help="'auto', 'cpu', 'cuda:0', ...")
     parser.add_argument(

@@ -14,7 +14,10 @@ from idrs_lightning.certify_job.checkpoints import file_digest
 from idrs_lightning.certify_job.evaluation import check_precision
 from idrs_lightning.certify_job.foreign import parse_arch
 from idrs_lightning.settings import CertificationSettings, radius_grid
-from idrs_lightning.validation import InvalidSetting
+from idrs_lightning.validation import InvalidSetting, check_choice
+
+#: What ``--method`` chooses between.
+METHODS = ("smoothing", "dual")
 
 
 @dataclass
@@ -38,6 +41,10 @@ class CertifyConfig:
     data: dict[str, object] = field(default_factory=dict)
     # the architecture of a plain state_dict (a name or a class_path spec, foreign.parse_arch)
     arch: str | None = None
+    # "smoothing" (one noise level per input: constant or IDRS's sigma(x)) or "dual" (dual
+    # randomized smoothing: the checkpoint is the router, the experts those it records)
+    method: str = "smoothing"
+    experts: list[str] | None = None  # dual: the experts' checkpoints (default: as recorded)
 
     def stopping_radii(self, sigma_b: float) -> list[float] | None:
         """The grid that decides where sequential CERTIFY stops (so it determines the rows);
@@ -53,8 +60,23 @@ class CertifyConfig:
         if self.arch is not None:
             parse_arch(self.arch)
         resolve_device(self.device)
+        check_choice("method", self.method, METHODS)
+        if self.method == "dual":
+            self._validate_dual()
+        elif self.experts:
+            raise InvalidSetting("experts", "belongs to --method dual; drop it or add that")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise InvalidSetting("out", f"{self.out} is a file; give a directory")
+
+    def _validate_dual(self) -> None:
+        for option, given in (("constant", self.constant), ("arch", self.arch is not None)):
+            if given:
+                raise InvalidSetting(
+                    option, "does not apply to --method dual (its experts fix their noise levels)"
+                )
+        if self.settings.sequential or self.settings.separate_pb:
+            option = "sequential" if self.settings.sequential else "separate_pb"
+            raise InvalidSetting(option, "does not apply to --method dual (fixed n only)")
 
     def record(
         self, test_data: str, sigma_reference: str | None, stopping_radii: list[float] | None
@@ -80,7 +102,15 @@ class CertifyConfig:
             "channels_last": self.channels_last,
             # where the data lies is no setting: its identity is test_data and sigma_reference
             "data": {k: v for k, v in self.data.items() if k != "root"},
+            **self._dual_record(),
         }
+
+    def _dual_record(self) -> dict[str, object]:
+        """A dual run's method and its experts' content digests (nothing for other runs, whose
+        records stay as they were)."""
+        if self.method != "dual":
+            return {}
+        return {"method": "dual", "experts_sha256": [file_digest(e) for e in self.experts or []]}
 
 
 def parse_indices(spec: str) -> slice | None:

@@ -4,17 +4,20 @@ record of the settings and the rules its rows must follow, and the smoothed clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from idrs_lightning.certify_job.checkpoints import CheckpointFormat, open_checkpoint
 from idrs_lightning.certify_job.config import CertifyConfig, parse_indices, resolve_device
+from idrs_lightning.certify_job.dual_model import DualRecord
 from idrs_lightning.certify_job.evaluation import EvaluatedClassifier
 from idrs_lightning.certify_job.results import RowRules
 from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.settings import radius_grid
 from idrs_lightning.smoothing import Smooth
+from idrs_lightning.smoothing.dual import DualSmooth
 from idrs_lightning.validation import InvalidSetting
 
 
@@ -24,7 +27,7 @@ class CertifyJob:
 
     config: CertifyConfig
     datamodule: SmoothingDataModule
-    smooth: Smooth
+    smooth: Smooth | DualSmooth
     indices: list[int]
     device: torch.device
     record: dict[str, object]
@@ -36,7 +39,15 @@ class CertifyJob:
 
     @property
     def radii(self) -> list[float]:
+        """The summary's radius grid; a dual run's default reaches 3 times its largest level."""
+        if isinstance(self.smooth, DualSmooth):
+            return radius_grid(self.config.radii, self.smooth.sigmas[-1])
         return self.datamodule.radius_grid(self.config.radii)
+
+    @property
+    def r(self) -> float:
+        """The semi-elasticity of the certified sigma(x): 0 for constant and dual noise."""
+        return 0.0 if isinstance(self.smooth, DualSmooth) else self.smooth.r
 
 
 def open_job(config: CertifyConfig) -> CertifyJob:
@@ -46,6 +57,8 @@ def open_job(config: CertifyConfig) -> CertifyJob:
         InvalidSetting: naming the option or file that is wrong.
     """
     config.validate()
+    if config.method == "dual":
+        return _open_dual_job(config)
     checkpoint = open_checkpoint(config.checkpoint)
     datamodule = _datamodule(config, checkpoint)
     network, num_classes = checkpoint.classifier(config.arch, datamodule)
@@ -67,6 +80,61 @@ def open_job(config: CertifyConfig) -> CertifyJob:
         classifier.eval(), num_classes, config.settings, config.radii, config.constant
     )
     return CertifyJob(config, datamodule, smooth, indices, device, record, rules)
+
+
+def _open_dual_job(config: CertifyConfig) -> CertifyJob:
+    """The dual model's job: the router checkpoint's data, its experts (checked against the
+    digests it recorded) and the dual smoothed classifier."""
+    router = open_checkpoint(config.checkpoint)
+    dual = DualRecord.from_checkpoint(config.checkpoint, router.file.content)
+    config = replace(config, experts=list(config.experts or dual.experts))
+    dual.check_experts(config.experts)
+    datamodule = _datamodule(config, router)
+    device = resolve_device(config.device)
+    router_network, levels = router.classifier(None, datamodule)
+    if levels != len(dual.sigmas):
+        raise InvalidSetting(
+            "checkpoint", f"{config.checkpoint} has {levels} outputs for {len(dual.sigmas)} levels"
+        )
+    experts = [_expert(path, datamodule, config, device) for path in config.experts]
+    indices = _indices(config.indices, datamodule)
+    record = config.record(datamodule.test_identity, None, None)
+    rules = RowRules(
+        labels=dict(zip(indices, datamodule.labels()[indices].tolist(), strict=True)),
+        num_classes=datamodule.num_classes,
+        n=config.settings.n,
+        sequential=False,
+        shortcut=config.skip_misclassified,
+        dual_sigmas=dual.sigmas,
+    )
+    smooth = DualSmooth(
+        _evaluated(router_network, config, device),
+        experts,
+        dual.sigmas,
+        dual.router_sigma,
+        datamodule.num_classes,
+        config.settings,
+        input_range=datamodule.value_range,
+    )
+    return CertifyJob(config, datamodule, smooth, indices, device, record, rules)
+
+
+def _expert(
+    path: str, datamodule: SmoothingDataModule, config: CertifyConfig, device: torch.device
+) -> EvaluatedClassifier:
+    network, num_classes = open_checkpoint(path).classifier(None, datamodule)
+    if num_classes != datamodule.num_classes:
+        raise InvalidSetting(
+            "experts", f"{path} has {num_classes} classes; the data has {datamodule.num_classes}"
+        )
+    return _evaluated(network, config, device)
+
+
+def _evaluated(
+    network: torch.nn.Module, config: CertifyConfig, device: torch.device
+) -> EvaluatedClassifier:
+    """``network`` on ``device`` in eval mode, at the job's precision and memory layout."""
+    return EvaluatedClassifier(network.to(device), config.precision, config.channels_last).eval()
 
 
 def _datamodule(config: CertifyConfig, checkpoint: CheckpointFormat) -> SmoothingDataModule:

@@ -34,6 +34,7 @@ from idrs_lightning.reporting.summary import CertificationSummary
 from idrs_lightning.reporting.tables import run_name
 from idrs_lightning.reporting.wandb_logging import discard_run, log_run_to_wandb, wandb_offline
 from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing.dual import DualSmooth
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +78,37 @@ def _with_forward_passes(
     summary: CertificationSummary, results: dict, settings: CertificationSettings
 ) -> CertificationSummary:
     """``summary`` with its cost: base-classifier evaluations per input and in all (n0
-    selection plus the estimation samples drawn, from the results file's ``samples`` column),
-    and the inputs whose estimation the evaluation shortcut skipped (``samples`` 0)."""
+    selection plus the estimation samples drawn, from the results file's ``samples`` column;
+    in a dual run also the router's n0 + n, and no expert's where the router abstained), and
+    the inputs whose estimation the evaluation shortcut skipped (``samples`` 0)."""
     samples = results.get("samples", np.full(len(results["idx"]), settings.n))
-    total = float(np.sum(settings.n0 + samples))
+    routed = results["level"] >= 0 if "level" in results else np.ones(len(samples), dtype=bool)
+    per_input = np.where(routed, settings.n0 + samples, 0)
+    if "level" in results:
+        per_input = per_input + settings.n0 + settings.n  # the router's selection + estimation
+    total = float(np.sum(per_input))
     return replace(
         summary,
         forward_passes_mean=total / max(len(results["idx"]), 1),
         forward_passes_total=total,
-        estimation_skipped=int(np.sum(samples == 0)),
+        estimation_skipped=int(np.sum(routed & (samples == 0))),
     )
 
 
 def _report(job: CertifyJob) -> CertificationSummary:
     """Summarise the merged results, write the report files and log the run to W&B."""
-    config, datamodule, out, r = job.config, job.datamodule, job.out, job.smooth.r
+    config, datamodule, out, r = job.config, job.datamodule, job.out, job.r
     merged = out / "results.tsv"
     check_rows(merged, read_rows(merged), job.rules)
     results = read_results(merged)
     figures = certification_summary(
         results["label"], results["predict"], results["radius"], job.radii, datamodule.num_classes
     )
-    name = config.name or run_name(r, config.settings.separate_pb)
+    dual = isinstance(job.smooth, DualSmooth)
+    name = config.name or ("dual" if dual else run_name(r, config.settings.separate_pb))
     settings = {
         "r": r,
+        **(_dual_settings(job.smooth) if dual else {}),
         "checkpoint_sha256": file_digest(config.checkpoint),
         **asdict(config.settings),
         **{k: v for k, v in asdict(config).items() if k not in ("settings", "data")},
@@ -113,6 +121,16 @@ def _report(job: CertifyJob) -> CertificationSummary:
     write_run_report(out, name, summary, results)
     _log_to_wandb(out, name, summary, results, config.wandb_project)
     return summary
+
+
+def _dual_settings(dual: DualSmooth) -> dict[str, object]:
+    """A dual run's levels, router noise and the alpha of each stage."""
+    return {
+        "sigmas": dual.sigmas,
+        "router_sigma": dual.router_sigma,
+        "alpha_router": dual.router.settings.alpha,
+        "alpha_classifier": dual.experts[0].settings.alpha,
+    }
 
 
 def _log_to_wandb(

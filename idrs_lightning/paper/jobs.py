@@ -161,19 +161,22 @@ def certify(
     data: Mapping[str, Any] | None = None,
     radii: list[float] | None = None,
     name: str = "",
+    method: str = "smoothing",
 ) -> Certified:
     """Certify ``count`` inputs of the class-stratified evaluation subset of the checkpoint's
-    test data with the certification job (``certify.py``), constant sigma or IDRS."""
+    test data with the certification job (``certify.py``): constant sigma or IDRS, or with
+    ``method="dual"`` the dual model whose router ``checkpoint`` is."""
     config = CertifyConfig(
         checkpoint=str(checkpoint),
         out=str(out),
         settings=settings,
         indices="subset",
-        constant=constant,
+        constant=constant and method == "smoothing",
         radii=radii,
         name=name,
         wandb_project="idrs-paper",
         data={"eval_subset_size": count, **(data or {})},
+        method=method,
     )
     summary = run_certification(config)
     return Certified(summary=summary, results=read_results(out / "results.tsv"))

@@ -94,5 +94,13 @@ REPRODUCTIONS: dict[str, Reproduction] = {
             scales=("paper",),
             needs="CIFAR-10, GPUs",
         ),
+        Reproduction(
+            "dual",
+            "Dual randomized smoothing beside IDRS and constant sigma (Sun et al., ICLR 2026)",
+            "experiment",
+            _lazy("dual", "dual_comparison"),
+            scales=("tiny", "quick", "study"),
+            needs="Fashion-MNIST",
+        ),
     )
 }
