@@ -36,6 +36,8 @@ COMMANDS = {
     "idrs_lightning.training.__main__",
     "idrs_lightning.certify_job.command",
     "idrs_lightning.certify_job.__main__",
+    "idrs_lightning.dual.command",
+    "idrs_lightning.dual.__main__",
     "idrs_lightning.paper.__main__",
 }
 

@@ -1,0 +1,182 @@
+"""The router's soft targets: which noise level certifies a training input best (Sun, Mao,
+Vechev, "Dual Randomized Smoothing: Beyond Global Noise Variance", ICLR 2026, Section 5.2).
+
+For a training input ``x`` with label ``y`` and each level ``sigma_k`` with its expert ``f_k``,
+``n`` noisy copies ``x + sigma_k eps`` give the count ``n_y`` of expert votes for ``y``; its
+Clopper-Pearson lower bound ``p_k`` at level ``1 - alpha`` gives Cohen's radius
+
+    R_k = sigma_k Phi^{-1}(p_k)  if p_k > 1/2,  else 0
+
+(Cohen et al. 2019, CERTIFY with the label as the selected class: a wrong or uncertain majority
+has radius 0). The soft target is ``softmax_k(R_k)`` (temperature 1); an input with ``R_k = 0``
+at every level teaches the router nothing and is dropped.
+
+These radii are labels, not certificates: ``n`` is small (the paper's 100) and ``alpha``
+(:data:`TARGET_ALPHA`, the certification runs' 0.001 by default) only sets how much evidence a
+level needs before it earns a radius. Every level's copies of an input share one noise stream
+(``eps`` scaled by ``sigma_k``: common random numbers, so that the levels are compared on the
+same draws).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from idrs_lightning.certification import clopper_pearson_lower, cohen_radius
+from idrs_lightning.noise import ESTIMATION
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import Smooth
+from idrs_lightning.smoothing.checks import checked_sigmas
+from idrs_lightning.validation import InvalidSetting, check_float, check_int, check_positive
+
+log = logging.getLogger(__name__)
+
+#: The paper's noise samples per input and level for the targets.
+TARGET_SAMPLES = 100
+#: Confidence of the target radii (a setting of the labels, not a certificate's guarantee).
+TARGET_ALPHA = 0.001
+#: Inputs certified per call of the counting loop (bounds the memory on the device).
+TARGET_CHUNK = 1024
+
+
+def check_levels(sigmas: Sequence[float], experts: int) -> list[float]:
+    """The noise levels as floats: two or more, increasing, positive, one per expert.
+
+    Raises:
+        InvalidSetting: naming ``sigmas``.
+    """
+    levels = [float(s) for s in check_positive("sigmas", np.asarray(sigmas, dtype=float))]
+    if len(levels) < 2 or len(levels) != experts or levels != sorted(set(levels)):
+        raise InvalidSetting(
+            "sigmas",
+            f"must be two or more increasing levels, one per expert ({experts} experts), "
+            f"got {levels}",
+        )
+    return levels
+
+
+def level_radii(
+    experts: Sequence[nn.Module],
+    sigmas: Sequence[float],
+    x: torch.Tensor,
+    y: Sequence[int] | np.ndarray,
+    indices: Sequence[int],
+    samples: int = TARGET_SAMPLES,
+    alpha: float = TARGET_ALPHA,
+    *,
+    num_classes: int,
+    seed: int = 0,
+    batch_size: int = 1000,
+    input_range: tuple[float, float] | None = None,
+) -> NDArray[np.float64]:
+    """Each input's radius ``R_k`` at each level ``[inputs x levels]`` (see the module).
+
+    Args:
+        experts: one base classifier per level (eval mode, on the device of the counting).
+        sigmas: the levels, increasing.
+        x: the inputs, on the CPU or the experts' device (moved there chunk by chunk).
+        y: their labels.
+        indices: their indices in the training split (they seed the noise, with ``seed``).
+        samples, alpha: ``n`` and the Clopper-Pearson level of the radii.
+        num_classes: the experts' classes.
+        batch_size: noisy samples per forward pass.
+        input_range: the data's range of values (inputs outside it are warned of).
+
+    Raises:
+        InvalidSetting: for levels that do not fit the experts, bad counts or lengths.
+    """
+    levels = check_levels(sigmas, len(experts))
+    check_int("samples", samples, 1)
+    check_float("alpha", alpha, 0.0, 1.0)
+    labels = np.asarray(y, dtype=np.int64)
+    rows = list(indices)
+    if not len(x) == len(labels) == len(rows):
+        raise InvalidSetting(
+            "y",
+            f"and indices must have one entry per input ({len(x)}), got {len(labels)} and "
+            f"{len(rows)}",
+        )
+    outside = labels[(labels < 0) | (labels >= num_classes)]
+    if len(outside):
+        raise InvalidSetting("y", f"must be classes in [0, {num_classes}), got {outside[0]}")
+    settings = CertificationSettings(
+        n0=samples, n=samples, alpha=alpha, batch_size=batch_size, seed=seed
+    )
+    device = _device(experts)
+    radii = np.zeros((len(labels), len(levels)))
+    for start in range(0, len(labels), TARGET_CHUNK):
+        part = slice(start, start + TARGET_CHUNK)
+        chunk, chunk_rows = x[part].to(device), rows[part]
+        for level, (expert, sigma) in enumerate(zip(experts, levels, strict=True)):
+            smooth = Smooth(expert, num_classes, 0.0, settings, input_range)
+            sigma_each = checked_sigmas(smooth, chunk, [sigma] * len(chunk), chunk_rows)
+            counts = smooth.counts(chunk, sigma_each, samples, chunk_rows, ESTIMATION)
+            votes = counts[np.arange(len(chunk)), labels[part]]
+            radii[part, level] = _radius(votes, samples, alpha, sigma)
+        done = min(start + TARGET_CHUNK, len(labels))
+        if done * 10 // len(labels) > start * 10 // len(labels):  # about every tenth
+            log.info("targets: %d of %d inputs", done, len(labels))
+    return radii
+
+
+def soft_targets(radii: NDArray[np.float64]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
+    """``softmax_k(R_k)`` per input (float32 ``[inputs x levels]``) and the mask of inputs
+    with a positive radius at some level (the others are to be dropped)."""
+    values = torch.from_numpy(np.asarray(radii, dtype=np.float64))
+    return torch.softmax(values, dim=1).float(), (values > 0).any(dim=1).numpy()
+
+
+def router_targets(
+    experts: Sequence[nn.Module],
+    sigmas: Sequence[float],
+    x: torch.Tensor,
+    y: Sequence[int] | np.ndarray,
+    indices: Sequence[int],
+    samples: int = TARGET_SAMPLES,
+    alpha: float = TARGET_ALPHA,
+    *,
+    num_classes: int,
+    seed: int = 0,
+    batch_size: int = 1000,
+    input_range: tuple[float, float] | None = None,
+) -> tuple[torch.Tensor, NDArray[np.bool_]]:
+    """The soft targets of ``x`` (all inputs, float32 ``[inputs x levels]``) and the mask of
+    those to keep: :func:`level_radii` (same arguments) then :func:`soft_targets`."""
+    radii = level_radii(
+        experts,
+        sigmas,
+        x,
+        y,
+        indices,
+        samples,
+        alpha,
+        num_classes=num_classes,
+        seed=seed,
+        batch_size=batch_size,
+        input_range=input_range,
+    )
+    return soft_targets(radii)
+
+
+def _radius(votes: np.ndarray, samples: int, alpha: float, sigma: float) -> np.ndarray:
+    """Cohen's radius from the label's votes; 0 where its lower bound is at most 1/2."""
+    p_lower = clopper_pearson_lower(votes, samples, alpha)
+    radius = np.zeros(len(votes))
+    certified = p_lower > 0.5
+    if certified.any():
+        radius[certified] = cohen_radius(sigma, p_lower[certified])
+    return radius
+
+
+def _device(experts: Sequence[nn.Module]) -> torch.device:
+    """Where the experts' weights are (the CPU for experts without any)."""
+    for expert in experts:
+        for tensor in (*expert.parameters(), *expert.buffers()):
+            return tensor.device
+    return torch.device("cpu")
