@@ -5,6 +5,7 @@ records its experts, and was taught on training inputs only."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from idrs_lightning.certify_job.checkpoints import TrainedCheckpoint, file_digest, open_checkpoint
 from idrs_lightning.certify_job.dual_model import DualRecord
+from idrs_lightning.certify_job.results import DUAL_COLUMNS, read_rows
 from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.dual.command import parse
 from idrs_lightning.dual.run import train_router
@@ -29,6 +31,7 @@ from idrs_lightning.smoothing.dual import DualSmooth
 from idrs_lightning.training.module import BaseClassifierModule
 from idrs_lightning.validation import InvalidSetting
 from tests.bad_input import assert_refused
+from tests.certify_resume import without_time
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES, ALPHA = 100, 0.001
@@ -299,3 +302,48 @@ def test_the_repository_configs_hold_valid_settings(name: str) -> None:
     settings = RouterSettings(**values)
     assert settings.sigmas == (0.25, 0.5, 1.0) and settings.router_sigma == 1.0
     assert len(settings.experts) == 3 and settings.samples == 100
+
+
+def certify_dual(commands, router: Path, out: Path, *options: str):
+    """certify.py --method dual on 12 test inputs of the router's data."""
+    command = [sys.executable, str(ROOT / "certify.py"), str(router / "checkpoints" / "last.ckpt")]
+    command += [str(out), "--method", "dual", "--N", "300", "--N0", "32", "--indices", "0:12"]
+    return commands.run([*command, *options], out.parent)
+
+
+def test_certify_py_certifies_the_dual_model_and_resumes(
+    commands, router: Path, tmp_path: Path
+) -> None:
+    """Rows of both stages that the run's rules accept, a summary that counts both stages'
+    forward passes, and a resumed run that ends with the uninterrupted run's rows."""
+    out = tmp_path / "dual"
+    done = certify_dual(commands, router, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "dual" in done.stdout
+    rows = read_rows(out / "results.tsv")
+    assert tuple(rows[0]) == DUAL_COLUMNS and len(rows) == 12
+    levels = [int(row["level"]) for row in rows]
+    for row, level in zip(rows, levels, strict=True):
+        radius = float(row["radius"])
+        assert radius == min(float(row["router_radius"]), float(row["classifier_radius"]))
+        assert level == ABSTAIN or float(row["sigma"]) == SIGMAS[level]
+    summary = json.loads((out / "summary.json").read_text())
+    routed = sum(level >= 0 for level in levels)
+    assert summary["forward_passes_total"] == 12 * 332 + routed * 332
+    assert summary["settings"]["alpha_router"] == summary["settings"]["alpha_classifier"]
+    reference = without_time(out / "results.tsv")
+    lines = (out / "results.tsv").read_text().splitlines(keepends=True)
+    (out / "results.tsv").write_text("".join(lines[:5]) + lines[5][:20])  # killed mid-row
+    done = certify_dual(commands, router, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert without_time(out / "results.tsv") == reference
+
+
+def test_certify_py_refuses_an_expert_the_router_was_not_trained_with(
+    commands, router: Path, experts: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "dual"
+    done = certify_dual(commands, router, out, "--experts", str(experts[1]), str(experts[1]))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--experts" in done.stderr and "not the sigma = 0.25 expert" in done.stderr
+    assert not out.exists()

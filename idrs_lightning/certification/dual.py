@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from idrs_lightning.validation import check_range
+from idrs_lightning.validation import InvalidSetting, check_positive, check_range
 
 FloatArray = NDArray[np.float64]
 
@@ -43,6 +43,22 @@ class AlphaSplit(NamedTuple):
 
     router: float
     classifier: float
+
+
+def check_levels(sigmas: ArrayLike, experts: int) -> list[float]:
+    """The noise levels as floats: two or more, increasing, positive, one per expert.
+
+    Raises:
+        InvalidSetting: naming ``sigmas``.
+    """
+    levels = [float(s) for s in check_positive("sigmas", np.asarray(sigmas, dtype=float))]
+    if len(levels) < 2 or len(levels) != experts or levels != sorted(set(levels)):
+        raise InvalidSetting(
+            "sigmas",
+            f"must be two or more increasing levels, one per expert ({experts} experts), "
+            f"got {levels}",
+        )
+    return levels
 
 
 def split_alpha(alpha: float, router_share: float = ROUTER_SHARE) -> AlphaSplit:

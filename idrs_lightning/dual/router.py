@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from idrs_lightning.certification.dual import check_levels
 from idrs_lightning.certify_job.dual_model import DUAL_RECORD, DualRecord
-from idrs_lightning.dual.targets import check_levels
 from idrs_lightning.training.module import BaseClassifierModule, add_gaussian_noise
 from idrs_lightning.validation import InvalidSetting, check_positive
 

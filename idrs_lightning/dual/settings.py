@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from idrs_lightning.dual.targets import TARGET_ALPHA, TARGET_SAMPLES, check_levels
+from idrs_lightning.certification.dual import check_levels
+from idrs_lightning.dual.targets import TARGET_ALPHA, TARGET_SAMPLES
 from idrs_lightning.models.registry import MODEL_NAMES
 from idrs_lightning.noise import NOISE_BLOCK
 from idrs_lightning.training.config_files import load_yaml

@@ -29,11 +29,12 @@ from numpy.typing import NDArray
 from torch import nn
 
 from idrs_lightning.certification import clopper_pearson_lower, cohen_radius
+from idrs_lightning.certification.dual import check_levels
 from idrs_lightning.noise import ESTIMATION
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import Smooth
 from idrs_lightning.smoothing.checks import checked_sigmas
-from idrs_lightning.validation import InvalidSetting, check_float, check_int, check_positive
+from idrs_lightning.validation import InvalidSetting, check_float, check_int
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +44,6 @@ TARGET_SAMPLES = 100
 TARGET_ALPHA = 0.001
 #: Inputs certified per call of the counting loop (bounds the memory on the device).
 TARGET_CHUNK = 1024
-
-
-def check_levels(sigmas: Sequence[float], experts: int) -> list[float]:
-    """The noise levels as floats: two or more, increasing, positive, one per expert.
-
-    Raises:
-        InvalidSetting: naming ``sigmas``.
-    """
-    levels = [float(s) for s in check_positive("sigmas", np.asarray(sigmas, dtype=float))]
-    if len(levels) < 2 or len(levels) != experts or levels != sorted(set(levels)):
-        raise InvalidSetting(
-            "sigmas",
-            f"must be two or more increasing levels, one per expert ({experts} experts), "
-            f"got {levels}",
-        )
-    return levels
 
 
 def level_radii(

@@ -11,7 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from idrs_lightning.certification.dual import ROUTER_SHARE, dual_radius, split_alpha
+from idrs_lightning.certification.dual import (
+    ROUTER_SHARE,
+    check_levels,
+    dual_radius,
+    split_alpha,
+)
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing.certificate import ABSTAIN, Certificate
 from idrs_lightning.smoothing.core import Smooth
@@ -91,13 +96,7 @@ class DualSmooth:
         router_share: float = ROUTER_SHARE,
         input_range: tuple[float, float] | None = None,
     ) -> None:
-        levels = [float(s) for s in check_positive("sigmas", np.asarray(sigmas, dtype=float))]
-        if len(levels) < 2 or len(levels) != len(experts) or levels != sorted(set(levels)):
-            raise InvalidSetting(
-                "sigmas",
-                f"must be two or more increasing levels, one per expert ({len(experts)} experts),"
-                f" got {levels}",
-            )
+        levels = check_levels(sigmas, len(experts))
         if settings.sequential or settings.separate_pb:
             raise InvalidSetting("sequential", "dual smoothing certifies with a fixed n only")
         self.sigmas = levels
