@@ -28,6 +28,7 @@ from idrs_lightning.settings import CertificationSettings, InvalidSetting
 from idrs_lightning.training.epoch_certification import (
     EpochCertification,
     epoch_record,
+    evaluated_data,
     write_epoch_files,
 )
 
@@ -82,7 +83,7 @@ class CertificationCallback(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        size = trainer.datamodule.split_size("val")  # refuses a run without validation split
+        size = evaluated_data(trainer.datamodule).split_size("val")  # refuses a run without one
         if self.certification.num_examples > size:
             raise InvalidSetting(
                 "num_examples",
@@ -146,7 +147,7 @@ class CertificationCallback(Callback):
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "certification"
         if not trainer.is_global_zero:
             return
-        record = epoch_record(epoch, trainer.datamodule, self.options())
+        record = epoch_record(epoch, evaluated_data(trainer.datamodule), self.options())
         self._history.append((epoch, results["certify"]))
         write_epoch_files(folder, record, self.certification.settings, results)
         for logger in trainer.loggers:

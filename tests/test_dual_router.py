@@ -347,3 +347,20 @@ def test_certify_py_refuses_an_expert_the_router_was_not_trained_with(
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "--experts" in done.stderr and "not the sigma = 0.25 expert" in done.stderr
     assert not out.exists()
+
+
+def test_the_callback_certifies_the_dual_model_on_the_validation_split(
+    commands, experts: list[Path], tmp_path: Path
+) -> None:
+    """With --certify-every the router's training certifies the router with its experts on
+    validation inputs each epoch (the callback reads the validation split only): the epoch's
+    record holds the dual model's summary over the data's classes."""
+    out = tmp_path / "run"
+    options = ("--certify-every", "1", "--certify-examples", "10", "--certify-n", "200")
+    done = run_command(commands, experts, out, *options)
+    assert done.returncode == 0, done.stderr[-3000:]
+    epoch = json.loads((out / "csv" / "certification" / "epoch_0.json").read_text())
+    assert epoch["count"] == 10 and len(epoch["per_class_accuracy"]) == 10  # the data's classes
+    assert epoch["radii"][-1] == 1.5  # the grid of the router's data: 3 x sigma_v
+    assert epoch["settings"]["certify_callback"]["n"] == 200
+    assert epoch["clean_accuracy"] > 0.2  # the experts' classes, not the router's levels

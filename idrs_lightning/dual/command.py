@@ -45,6 +45,10 @@ HELP = {
     "alpha": "Clopper-Pearson level of the targets' radii (labels, not certificates)",
     "target_batch_size": "noisy samples per forward pass when computing the targets",
     "seed": "seed of the training, the targets' noise and the subset",
+    "certify_every": "certify the dual model on the validation split every N epochs (0: never)",
+    "certify_examples": "validation inputs certified",
+    "certify_n0": "selection samples per stage when certifying during training",
+    "certify_n": "estimation samples per stage when certifying during training",
 }
 
 

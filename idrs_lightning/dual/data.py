@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.validation import InvalidSetting, check_int
 
 
@@ -27,6 +28,9 @@ class SoftTargetData(pl.LightningDataModule):
         targets: their soft targets ``[inputs x levels]``.
         normalization: the data's per-channel ``(mean, std)``, for the router's first layer.
         batch_size: inputs per training batch.
+        evaluation: the data itself, whose validation split the certification callback
+            certifies the dual model on (and the validation loop runs over, one batch: the
+            router measures nothing per batch).
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class SoftTargetData(pl.LightningDataModule):
         targets: torch.Tensor,
         normalization: tuple[Sequence[float], Sequence[float]],
         batch_size: int = 256,
+        evaluation: SmoothingDataModule | None = None,
     ) -> None:
         super().__init__()
         if len(x) == 0 or targets.ndim != 2 or len(targets) != len(x):
@@ -44,12 +49,24 @@ class SoftTargetData(pl.LightningDataModule):
                 f"must be one row per input ({len(x)} inputs, at least one), got shape "
                 f"{tuple(targets.shape)}",
             )
-        self.save_hyperparameters(dict(settings), ignore=["x", "targets", "normalization"])
+        self.save_hyperparameters(
+            dict(settings), ignore=["x", "targets", "normalization", "evaluation"]
+        )
+        self.evaluation = evaluation
         self.dataset = TensorDataset(x, targets)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.num_classes = int(targets.shape[1])
         self.sample_shape = tuple(x.shape[1:])
         self.normalization = normalization
 
+    def setup(self, stage: str | None = None) -> None:
+        """The evaluation data's splits, for its validation batches and the callback."""
+        if self.evaluation is not None:
+            self.evaluation.setup("fit")
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        """The evaluation data's validation batches (none without it)."""
+        return [] if self.evaluation is None else self.evaluation.val_dataloader()

@@ -37,7 +37,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from idrs_lightning.certification.dual import check_levels
+from idrs_lightning.certify_job.checkpoints import open_checkpoint
 from idrs_lightning.certify_job.dual_model import DUAL_RECORD, DualRecord
+from idrs_lightning.data.datamodule import SmoothingDataModule
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing.dual import DualSmooth
 from idrs_lightning.training.module import BaseClassifierModule, add_gaussian_noise
 from idrs_lightning.validation import InvalidSetting, check_positive
 
@@ -86,6 +90,7 @@ class RouterModule(BaseClassifierModule):
         self.hparams.experts = list(self.record.experts)
         self.hparams.sigmas = levels
         self.hparams.router_sigma = level_v
+        self._experts: list[nn.Module] | None = None
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, target = batch
@@ -98,6 +103,44 @@ class RouterModule(BaseClassifierModule):
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/agreement", agreement, prog_bar=True)  # argmax of h vs the target's
         return loss
+
+    def smoothed(
+        self,
+        datamodule: SmoothingDataModule,
+        settings: CertificationSettings,
+        radii: list[float] | None = None,
+        constant: bool = False,
+    ) -> DualSmooth:
+        """The dual model the certification callback certifies: this router (at
+        ``router_sigma``) with its experts (each at its level), on ``datamodule``'s data.
+
+        Raises:
+            InvalidSetting: naming ``compare_constant``, which a dual model has no use for.
+        """
+        if constant:
+            raise InvalidSetting(
+                "compare_constant", "does not apply to a dual model (its experts fix the levels)"
+            )
+        if self._experts is None:  # opened once, on the first certified epoch
+            self._experts = [
+                open_checkpoint(path).classifier(None, datamodule)[0].eval()
+                for path in self.record.experts
+            ]
+        for expert in self._experts:
+            expert.to(self.device)
+        return DualSmooth(
+            self.classifier,
+            self._experts,
+            self.record.sigmas,
+            self.record.router_sigma,
+            datamodule.num_classes,
+            settings,
+            input_range=datamodule.value_range,
+        )
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Nothing to measure batch by batch: the levels are no classes of the data. The
+        certification callback certifies the dual model on the validation split instead."""
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Refuse non-finite weights, then record the dual model's experts and levels."""

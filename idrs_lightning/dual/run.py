@@ -19,6 +19,7 @@ import torch
 import yaml
 from lightning.pytorch.loggers import CSVLogger
 
+from callbacks.certification import CertificationCallback
 from idrs_lightning import directory_lock
 from idrs_lightning.atomic_files import write_atomically, write_text
 from idrs_lightning.data.datamodule import SmoothingDataModule
@@ -28,6 +29,7 @@ from idrs_lightning.dual.experts import Experts, open_experts
 from idrs_lightning.dual.router import RouterModule
 from idrs_lightning.dual.settings import RouterSettings
 from idrs_lightning.dual.targets import level_radii, soft_targets
+from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.cli import default_checkpoints
 from idrs_lightning.validation import InvalidSetting
 
@@ -120,7 +122,12 @@ def train_router(settings: RouterSettings) -> Path:
         targets, kept = _targets(experts, settings, x, train.y[indices], indices, datamodule)
         keep = torch.from_numpy(kept)
         data = SoftTargetData(
-            data_settings, x[keep], targets[keep], datamodule.normalization, settings.batch_size
+            data_settings,
+            x[keep],
+            targets[keep],
+            datamodule.normalization,
+            settings.batch_size,
+            evaluation=datamodule if settings.certify_every else None,
         )
         _fit(router, data, settings)
     except BaseException:
@@ -192,14 +199,23 @@ def _fit(router: RouterModule, data: SoftTargetData, settings: RouterSettings) -
     out = Path(settings.out)
     pl.seed_everything(settings.seed, verbose=False)
     batches = -(-len(data.dataset) // settings.batch_size)
+    callbacks = default_checkpoints(out / "checkpoints", validation=False)
+    if settings.certify_every:
+        certification = CertificationSettings(
+            n0=settings.certify_n0, n=settings.certify_n, seed=settings.seed
+        )
+        callbacks.append(
+            CertificationCallback(certification, settings.certify_every, settings.certify_examples)
+        )
     trainer = pl.Trainer(
         max_epochs=settings.epochs,
         accelerator="auto",
         devices=1,
         default_root_dir=out,
         logger=CSVLogger(out, name="csv", version=""),
-        callbacks=default_checkpoints(out / "checkpoints", validation=False),
+        callbacks=callbacks,
         enable_progress_bar=False,
         log_every_n_steps=min(50, batches),
+        limit_val_batches=1 if settings.certify_every else 0,  # the callback runs at its end
     )
     trainer.fit(router, data)

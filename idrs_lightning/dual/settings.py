@@ -34,6 +34,11 @@ class RouterSettings:
             radii's Clopper-Pearson bounds (:mod:`idrs_lightning.dual.targets`).
         target_batch_size: noisy samples per forward pass of the targets' counting.
         seed: the training's seed, the targets' noise seed and the subset's.
+        certify_every: certify the dual model (this router with its experts) on a subset of
+            the validation split every this many epochs (the certification callback, fixed
+            n); 0: never.
+        certify_examples, certify_n0, certify_n: the subset's size and CERTIFY's samples
+            per stage (alpha 0.001, split between the stages).
     """
 
     experts: tuple[str, ...]
@@ -49,6 +54,10 @@ class RouterSettings:
     alpha: float = TARGET_ALPHA
     target_batch_size: int = 1000
     seed: int = 0
+    certify_every: int = 0
+    certify_examples: int = 50
+    certify_n0: int = 32
+    certify_n: int = 1000
 
     def __post_init__(self) -> None:
         if not isinstance(self.out, str) or not self.out:
@@ -73,6 +82,10 @@ class RouterSettings:
         check_float("alpha", self.alpha, 0.0, 1.0)
         check_int("target_batch_size", self.target_batch_size, NOISE_BLOCK)
         check_int("seed", self.seed, 0)
+        check_int("certify_every", self.certify_every, 0)
+        check_int("certify_examples", self.certify_examples, 1)
+        check_int("certify_n0", self.certify_n0, 1)
+        check_int("certify_n", self.certify_n, self.certify_n0)
         object.__setattr__(self, "experts", tuple(experts))
         object.__setattr__(self, "sigmas", tuple(float(s) for s in sigmas))
         object.__setattr__(self, "router_sigma", float(self.router_sigma))

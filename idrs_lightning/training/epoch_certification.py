@@ -24,6 +24,7 @@ from idrs_lightning.reporting.report import write_epoch_report
 from idrs_lightning.reporting.tables import curve_label, figure_title
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import certify_groups
+from idrs_lightning.smoothing.dual import DualSmooth
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ class EpochCertification:
         constant: bool = False,
     ) -> CertificationResult:
         """Certify this rank's share of the subset now and return the result (the same on
-        every rank); with ``constant`` every input uses ``sigma_b`` and Cohen's radius."""
+        every rank); with ``constant`` every input uses ``sigma_b`` and Cohen's radius. The
+        module chooses what is certified (``module.smoothed``: its smoothed classifier, or a
+        dual model's router with its experts)."""
+        datamodule = evaluated_data(datamodule)
         subset = datamodule.evaluation_subset(self.num_examples, split="val")
         shard = subset[rank::world].tolist()
         inputs = datamodule.certification_inputs(shard, constant=constant, split="val")
@@ -54,14 +58,17 @@ class EpochCertification:
         device = module.device
         metrics = CertificationMetrics(datamodule.num_classes, radii).to(device)
         if shard:
-            classes = datamodule.num_classes
-            smooth = datamodule.smooth(module.classifier, classes, self.settings, radii, constant)
+            smooth = module.smoothed(datamodule, self.settings, radii, constant)
             was_training = module.training
             module.eval()
             try:
                 labels = inputs.y if self.skip_misclassified else None
-                groups = certify_groups(smooth, inputs.x.to(device), inputs.sigma, shard, labels)
-                certificates = [c for group in groups for c in group]
+                xs = inputs.x.to(device)
+                if isinstance(smooth, DualSmooth):
+                    certificates = smooth.certify_many(xs, shard, labels)
+                else:
+                    groups = certify_groups(smooth, xs, inputs.sigma, shard, labels)
+                    certificates = [c for group in groups for c in group]
             finally:
                 module.train(was_training)
             radius = [c.radius for c in certificates]
@@ -78,6 +85,13 @@ class EpochCertification:
             **asdict(self.settings),
             **{k: v for k, v in asdict(self).items() if k != "settings"},
         }
+
+
+def evaluated_data(datamodule: pl.LightningDataModule) -> SmoothingDataModule:
+    """The data whose validation split is certified: the training data, or where the model
+    trains on other batches (a dual model's router on soft targets) the data it names as its
+    ``evaluation``."""
+    return getattr(datamodule, "evaluation", datamodule)
 
 
 def epoch_record(

@@ -20,7 +20,11 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.models import build_classifier, class_path_of
+from idrs_lightning.settings import CertificationSettings
+from idrs_lightning.smoothing import Smooth
+from idrs_lightning.smoothing.dual import DualSmooth
 from idrs_lightning.validation import InvalidSetting, check_float, check_int
 
 log = logging.getLogger(__name__)
@@ -155,6 +159,17 @@ class BaseClassifierModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", accuracy, prog_bar=True)
         return loss
+
+    def smoothed(
+        self,
+        datamodule: SmoothingDataModule,
+        settings: CertificationSettings,
+        radii: list[float] | None = None,
+        constant: bool = False,
+    ) -> Smooth | DualSmooth:
+        """The smoothed classifier the certification callback certifies: this base classifier
+        with the data's sigma(x) (``sigma_b`` with ``constant``)."""
+        return datamodule.smooth(self.classifier, datamodule.num_classes, settings, radii, constant)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         x, y, sigma = batch
