@@ -32,7 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from idrs_lightning.paper.core import Comparison, Context, Outcome, claim
-from idrs_lightning.paper.evidence import below_chance, certified_share
+from idrs_lightning.paper.evidence import below_chance, certified_share, stacked
 from idrs_lightning.paper.jobs import Certified, certify, train_grid
 from idrs_lightning.paper.output import save_figure
 from idrs_lightning.paper.statistics import Interval, difference_interval, mean_interval
@@ -229,6 +229,9 @@ def _accuracy_rows(runs: dict[str, list[Certified]], blocked: str) -> list[Compa
 
 
 def _gap(runs: dict[str, list[Certified]], first: str, second: str, radius: float) -> Interval:
+    """``first - second`` in certified accuracy at ``radius``, paired per seed and input
+    (both must have certified the same inputs)."""
+    stacked([*runs[first], *runs[second]], "idx")  # refuses runs of other inputs
     share = np.array([radius])
     return difference_interval(
         certified_share(runs[first], share), certified_share(runs[second], share)
