@@ -15,7 +15,7 @@ skips estimation and draws only its ``n0`` selection samples; the others draw ex
 they draw without it, so the shortcut's forward passes are derived from the run without it
 and the selection, and checked against a real run of the shortcut on the fixed-n subset.
 Fixed-n CERTIFY (``n0 + n`` per input) runs for real on the first ``--fixed-inputs`` of them
-(all by default; 10 with ``--quick``); both variants see the
+(all by default; 4 with ``--quick``); both variants see the
 same noise streams (seeded per input), so sequential's samples are a prefix of fixed-n's
 (checked) and their certified accuracy is compared input by input on that subset, at every
 radius of each task. Forward passes are counted as the base classifier sees them (rows of its
@@ -26,7 +26,7 @@ each input's own noise stream, a look after every noise block, the lower bound a
 sequential CERTIFY on the same (fixed-n) inputs.
 The last line is ``forward-pass ratios: one radius <x>, four radii <y>, full grid <z>``
 (fixed-n / sequential forward passes without the shortcut, both smoothings together).
-``--quick``: 100 inputs on the sequential side (n_max = 100,000), fixed n on 10, the model
+``--quick``: 50 inputs on the sequential side (n_max = 100,000), fixed n on 4, the model
 trained for 30 batches.
 Usage: ``python bench/sequential.py [--inputs 200] [--fixed-inputs N] [--checkpoint CKPT]
 [--quick]``.
@@ -204,11 +204,11 @@ def _sequential_run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a train.py checkpoint (default: train one here)")
-    parser.add_argument("--inputs", type=int, help="test inputs (default 200; --quick 100)")
+    parser.add_argument("--inputs", type=int, help="test inputs (default 200; --quick 50)")
     parser.add_argument(
         "--fixed-inputs",
         type=int,
-        help="inputs certified with fixed n too (default all; --quick 10)",
+        help="inputs certified with fixed n too (default all; --quick 4)",
     )
     parser.add_argument("--n", type=int, default=100_000, help="fixed n = n_max (100,000)")
     parser.add_argument("--n0", type=int, default=100)
@@ -228,13 +228,11 @@ def main() -> None:
         default=("one", "four", "grid"),
         help="the tasks to run (default all): one radius, four radii, the full grid",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="100 inputs, fixed n on 10, 30 batches"
-    )
+    parser.add_argument("--quick", action="store_true", help="50 inputs, fixed n on 4, 30 batches")
     args = parser.parse_args()
     if args.quick:
-        args.inputs = args.inputs or 100
-        args.fixed_inputs = args.fixed_inputs or 10
+        args.inputs = args.inputs or 50
+        args.fixed_inputs = args.fixed_inputs or 4
         args.train_batches = args.train_batches or 30
     args.inputs = args.inputs or 200
     fixed_count = min(args.fixed_inputs or args.inputs, args.inputs)
