@@ -148,3 +148,12 @@ def test_levels_must_match_the_experts_and_increase() -> None:
     sequential = CertificationSettings(n0=100, n=1000, sequential=True)
     with pytest.raises(InvalidSetting, match="fixed n"):
         DualSmooth(ROUTER, EXPERTS, SIGMAS, ROUTER_SIGMA, 2, sequential)
+
+
+def test_each_stage_bounds_at_its_share_of_alpha_on_its_own_noise() -> None:
+    settings = CertificationSettings(n0=100, n=1000, alpha=0.01, seed=3)
+    dual = DualSmooth(ROUTER, EXPERTS, SIGMAS, ROUTER_SIGMA, 2, settings, router_share=0.25)
+    assert dual.router.settings.alpha == pytest.approx(0.0025)
+    assert [e.settings.alpha for e in dual.experts] == [pytest.approx(0.0075)] * 2
+    assert dual.router.settings.seed != settings.seed  # the router's noise is its own
+    assert {e.settings.seed for e in dual.experts} == {settings.seed}

@@ -32,8 +32,11 @@ def methods(dual: list[Certified], others: list[Certified]) -> dict[str, list[Ce
     return runs | {"Dual RS": dual}
 
 
+N = 2000  # constant 0.25's largest radius at this n is 0.675, below the large radius
+
+
 def verdicts(runs: dict[str, list[Certified]], blocked: str = "") -> set[str]:
-    return {str(row.verdict) for row in claim_rows(runs, blocked)}
+    return {str(row.verdict) for row in claim_rows(runs, blocked, N)}
 
 
 def test_claims_hold_where_dual_certifies_more_at_every_radius() -> None:
@@ -55,7 +58,7 @@ def test_claims_at_the_radii_of_the_largest_reported_gains() -> None:
     runs = methods(runs_with(1.2, 0.8), runs_with(0.4, 0.6))
     for sigma in IDRS_LEVELS:
         runs[f"IDRS {sigma}"] = runs_with(2.0)
-    rows = {row.quantity: str(row.verdict) for row in claim_rows(runs, "")}
+    rows = {row.quantity: str(row.verdict) for row in claim_rows(runs, "", N)}
     for sigma in IDRS_LEVELS:
         for radius in GAIN_RADII:
             assert rows[f"Dual RS beats IDRS (sigma_b {sigma}) at radius {radius:g}"] == (
@@ -78,4 +81,33 @@ def test_methods_that_certified_other_inputs_are_not_compared() -> None:
         run.results["idx"] = run.results["idx"] + 1
     runs["constant 0.5"] = moved
     with pytest.raises(ValueError, match="different inputs"):
-        claim_rows(runs, "")
+        claim_rows(runs, "", N)
+
+
+def test_dual_rs_against_itself_never_holds() -> None:
+    """Dual RS compared with a constant sigma that certifies exactly what it certifies: no
+    claim may hold (the differences are zero), and the claim about every constant sigma is
+    not decided for it."""
+    same = runs_with(0.8, 0.7)
+    rows = {row.quantity: str(row.verdict) for row in claim_rows(methods(same, same), "", N)}
+    assert "holds" not in rows.values(), rows
+    assert rows["Dual RS beats every constant sigma at radii 0.25 and 1"] == "inconclusive"
+
+
+def test_the_claim_about_every_constant_sigma_needs_every_part() -> None:
+    runs = methods(runs_with(1.2, 0.8), runs_with(0.4, 0.6))
+    rows = {row.quantity: str(row.verdict) for row in claim_rows(runs, "", N)}
+    assert rows["Dual RS beats every constant sigma at radii 0.25 and 1"] == "holds"
+    runs["constant 0.5"] = runs_with(1.2, 0.9)  # better than Dual RS at both radii
+    rows = {row.quantity: str(row.verdict) for row in claim_rows(runs, "", N)}
+    assert rows["Dual RS beats constant sigma 0.5 at radius 1"] == "does not hold"
+    assert rows["Dual RS beats every constant sigma at radii 0.25 and 1"] == "does not hold"
+
+
+def test_rows_beyond_a_constant_sigmas_reach_say_so() -> None:
+    runs = methods(runs_with(1.2, 0.8), runs_with(0.4, 0.6))
+    notes = {row.quantity: row.note for row in claim_rows(runs, "", N)}
+    assert (
+        "certifies no radius beyond 0.675" in notes["Dual RS beats constant sigma 0.25 at radius 1"]
+    )
+    assert "beyond" not in notes["Dual RS beats constant sigma 1.0 at radius 1"]

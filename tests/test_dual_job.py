@@ -131,6 +131,8 @@ def test_a_results_file_of_the_other_format_is_refused(tmp_path: Path) -> None:
             "sequential",
         ),
         ({"experts": ["a.ckpt"]}, "experts"),
+        ({"method": "dual", "data": {"sigma_b": 0.5}}, "sigma_b"),
+        ({"method": "dual", "data": {"r": 0.01}}, "r"),
         ({"method": "triple"}, "method"),
     ],
 )
@@ -156,5 +158,13 @@ def test_the_record_names_its_experts_and_refuses_others(tmp_path: Path) -> None
         record.check_experts([str(experts[1]), str(experts[1])])
     with pytest.raises(InvalidSetting, match="needs 2 checkpoints"):
         record.check_experts([str(experts[0])])
-    with pytest.raises(InvalidSetting, match="no dual model's router"):
-        DualRecord.from_checkpoint("model.ckpt", {"state_dict": {}})
+    for content in ({"state_dict": {}}, None):  # a train.py model; a TorchScript file
+        with pytest.raises(InvalidSetting, match="no dual model's router"):
+            DualRecord.from_checkpoint("model.ckpt", content)
+
+
+def test_a_shortcut_row_of_a_routed_input_passes_only_with_the_shortcut() -> None:
+    row = {**_routed(0, 2), "samples": "0", "counts": "0,0,0", "predict": "1", "correct": "0"}
+    row["radius"] = row["classifier_radius"] = "0.0"
+    assert _rules(shortcut=True).problem(row) is None
+    assert "expert samples" in _rules().problem(row)

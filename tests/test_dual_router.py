@@ -219,8 +219,9 @@ def test_the_router_checkpoint_opens_over_the_levels_and_names_its_experts(
         module.classifier.eval(), classifiers, SIGMAS, 0.5, 10, CertificationSettings(10, 100)
     )
     test = SmoothingDataModule(**data).certification_inputs(range(4), constant=True)
-    for certificate in dual.certify_many(test.x, test.indices):
-        assert certificate.choice in (ABSTAIN, 0, 1)
+    certificates = dual.certify_many(test.x, test.indices)
+    assert any(c.choice != ABSTAIN for c in certificates)  # the router certifies choices
+    for certificate in certificates:
         assert certificate.choice == ABSTAIN or certificate.sigma == SIGMAS[certificate.choice]
 
 

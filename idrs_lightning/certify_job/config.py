@@ -18,6 +18,8 @@ from idrs_lightning.validation import InvalidSetting, check_choice
 
 #: What ``--method`` chooses between.
 METHODS = ("smoothing", "dual")
+#: The data options that shape sigma(x), which a dual model's levels replace.
+SIGMA_OPTIONS = ("sigma_b", "r", "k", "m", "sigma_min", "sigma_max")
 
 
 @dataclass
@@ -77,6 +79,11 @@ class CertifyConfig:
         if self.settings.sequential or self.settings.separate_pb:
             option = "sequential" if self.settings.sequential else "separate_pb"
             raise InvalidSetting(option, "does not apply to --method dual (fixed n only)")
+        for option in SIGMA_OPTIONS:
+            if self.data.get(option) is not None:
+                raise InvalidSetting(
+                    option, "does not apply to --method dual (its levels are the experts')"
+                )
 
     def record(
         self, test_data: str, sigma_reference: str | None, stopping_radii: list[float] | None

@@ -40,14 +40,14 @@ class DualRecord:
         return {**asdict(self), "experts": list(self.experts)}
 
     @classmethod
-    def from_checkpoint(cls, path: str, content: dict[str, Any]) -> DualRecord:
+    def from_checkpoint(cls, path: str, content: object) -> DualRecord:
         """The record in a router checkpoint's ``content``.
 
         Raises:
             InvalidSetting: the file is no router (names ``checkpoint``), or its record is
                 incomplete.
         """
-        entry = content.get(DUAL_RECORD)
+        entry = content.get(DUAL_RECORD) if isinstance(content, dict) else None
         if not isinstance(entry, dict):
             raise InvalidSetting(
                 "checkpoint",

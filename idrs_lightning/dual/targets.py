@@ -15,7 +15,8 @@ These radii are labels, not certificates: ``n`` is small (the paper's 100) and `
 (:data:`TARGET_ALPHA`, the certification runs' 0.001 by default) only sets how much evidence a
 level needs before it earns a radius. Every level's copies of an input share one noise stream
 (``eps`` scaled by ``sigma_k``: common random numbers, so that the levels are compared on the
-same draws).
+same draws), a stream of its own (:func:`target_seed`) that no certification draws, so the
+router's choice never depends on the noise that certifies it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ TARGET_SAMPLES = 100
 TARGET_ALPHA = 0.001
 #: Inputs certified per call of the counting loop (bounds the memory on the device).
 TARGET_CHUNK = 1024
+#: Mixed into the targets' noise seed: the router learns from noise that no certification
+#: draws (a test input's index can equal a training input's).
+TARGET_STREAM = 0x5EED_0002
+
+
+def target_seed(seed: int) -> int:
+    """The noise seed of the targets for the run seed ``seed``."""
+    return int(np.random.SeedSequence([seed, TARGET_STREAM]).generate_state(1)[0] >> 1)
 
 
 def level_radii(
@@ -91,7 +100,7 @@ def level_radii(
     if len(outside):
         raise InvalidSetting("y", f"must be classes in [0, {num_classes}), got {outside[0]}")
     settings = CertificationSettings(
-        n0=samples, n=samples, alpha=alpha, batch_size=batch_size, seed=seed
+        n0=samples, n=samples, alpha=alpha, batch_size=batch_size, seed=target_seed(seed)
     )
     device = _device(experts)
     radii = np.zeros((len(labels), len(levels)))

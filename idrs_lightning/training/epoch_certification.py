@@ -91,7 +91,7 @@ def evaluated_data(datamodule: pl.LightningDataModule) -> SmoothingDataModule:
     """The data whose validation split is certified: the training data, or where the model
     trains on other batches (a dual model's router on soft targets) the data it names as its
     ``evaluation``."""
-    return getattr(datamodule, "evaluation", datamodule)
+    return getattr(datamodule, "evaluation", None) or datamodule
 
 
 def epoch_record(
