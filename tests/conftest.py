@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.commands import Commands
+from tests.dual_models import experts, router  # noqa: F401 (fixtures: a dual model on digits)
 from tests.preloaded import Preloaded
 
 SLOW = Path(__file__).resolve().parent / "slow"

@@ -6,10 +6,8 @@ records its experts, and was taught on training inputs only."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -28,14 +26,13 @@ from idrs_lightning.dual.targets import level_radii, router_targets
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import ABSTAIN
 from idrs_lightning.smoothing.dual import DualSmooth
-from idrs_lightning.training.module import BaseClassifierModule
 from idrs_lightning.validation import InvalidSetting
 from tests.bad_input import assert_refused
 from tests.certify_resume import without_time
+from tests.dual_models import SIGMAS, certify_dual, run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES, ALPHA = 100, 0.001
-SIGMAS = [0.25, 0.5]
 #: Far beyond any noise drawn at these levels: the hand-built experts vote the same on every
 #: noisy copy.
 FAR = 100.0
@@ -152,47 +149,6 @@ def test_targets_refuse_levels_that_do_not_fit_the_experts() -> None:
 # ---- the command, end to end on digits ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def experts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two MLP experts on digits, trained with constant noise 0.25 and 0.5 (three epochs),
-    as train.py checkpoints."""
-    folder = tmp_path_factory.mktemp("experts")
-    paths = []
-    for sigma in SIGMAS:
-        pl.seed_everything(0, verbose=False)
-        data = SmoothingDataModule("digits", root=str(folder / "data"), sigma_b=sigma)
-        trainer = pl.Trainer(
-            max_epochs=3,
-            accelerator="cpu",
-            logger=False,
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-        )
-        trainer.fit(BaseClassifierModule("mlp", lr=0.1), data)
-        paths.append(folder / f"expert-{sigma}.ckpt")
-        trainer.save_checkpoint(paths[-1])
-    return paths
-
-
-def run_command(commands, experts: list[Path], out: Path, *options: str):
-    command = [sys.executable, "-m", "idrs_lightning.dual", "--experts", *map(str, experts)]
-    command += ["--sigmas", *map(str, SIGMAS), "--router-sigma", "0.5", "--out", str(out)]
-    command += ["--network", "mlp", "--epochs", "1", "--target-inputs", "200", *options]
-    return commands.run(command, out.parent)
-
-
-@pytest.fixture(scope="module")
-def router(commands, experts: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The router of the two experts: targets of 200 training inputs, one epoch."""
-    out = tmp_path_factory.mktemp("router") / "run"
-    done = run_command(commands, experts, out)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "kept" in done.stderr and "best level: sigma 0.25" in done.stderr
-    return out
-
-
 def test_the_router_checkpoint_opens_over_the_levels_and_names_its_experts(
     router: Path, experts: list[Path]
 ) -> None:
@@ -303,13 +259,6 @@ def test_the_repository_configs_hold_valid_settings(name: str) -> None:
     settings = RouterSettings(**values)
     assert settings.sigmas == (0.25, 0.5, 1.0) and settings.router_sigma == 1.0
     assert len(settings.experts) == 3 and settings.samples == 100
-
-
-def certify_dual(commands, router: Path, out: Path, *options: str):
-    """certify.py --method dual on 12 test inputs of the router's data."""
-    command = [sys.executable, str(ROOT / "certify.py"), str(router / "checkpoints" / "last.ckpt")]
-    command += [str(out), "--method", "dual", "--N", "300", "--N0", "32", "--indices", "0:12"]
-    return commands.run([*command, *options], out.parent)
 
 
 def test_certify_py_certifies_the_dual_model_and_resumes(

@@ -11,6 +11,7 @@ import pytest
 
 from tests.certify_resume import without_time
 from tests.commands import CHECKPOINT, ROOT, Commands
+from tests.dual_models import certify_dual
 
 pytestmark = pytest.mark.slow  # a certify.py process and two torchrun runs of two
 
@@ -46,3 +47,22 @@ def test_two_processes_give_the_same_rows_as_one(tmp_path, offline_env, commands
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "two" / "results.tsv").read_text() == merged
     assert not list((tmp_path / "two").glob("results.rank*.tsv"))
+
+
+def test_a_dual_model_sharded_over_two_processes_gives_the_rows_of_one(
+    tmp_path, offline_env, commands: Commands, router: Path
+) -> None:
+    """certify.py --method dual under torchrun: the merged rows are the single process's."""
+    single = certify_dual(commands, router, tmp_path / "one")
+    assert single.returncode == 0, single.stderr[-2000:]
+    checkpoint = str(router / "checkpoints" / "last.ckpt")
+    command = [*TORCHRUN, str(ROOT / "certify.py"), checkpoint, str(tmp_path / "two")]
+    command += ["--method", "dual", "--N", "300", "--N0", "32", "--indices", "0:12"]
+    double = subprocess.run(
+        command, env=offline_env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert without_time(tmp_path / "two" / "results.tsv") == without_time(
+        tmp_path / "one" / "results.tsv"
+    )
+    assert not list((tmp_path / "two").glob("results.rank*.tsv")), "shard files merged away"
