@@ -22,7 +22,7 @@ from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.dual.command import parse
 from idrs_lightning.dual.run import train_router
 from idrs_lightning.dual.settings import RouterSettings, read_config
-from idrs_lightning.dual.targets import level_radii, router_targets
+from idrs_lightning.dual.targets import level_radii, level_weights, router_targets
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import ABSTAIN
 from idrs_lightning.smoothing.dual import DualSmooth
@@ -314,3 +314,12 @@ def test_the_callback_certifies_the_dual_model_on_the_validation_split(
     assert epoch["radii"][-1] == 1.5  # the grid of the router's data: 3 x sigma_v
     assert epoch["settings"]["certify_callback"]["n"] == 200
     assert epoch["clean_accuracy"] > 0.2  # the experts' classes, not the router's levels
+
+
+def test_rebalancing_weighs_each_input_by_its_levels_rarity() -> None:
+    """Three inputs favour level 0 and one favours level 1: weights 1 / (2 x 3/4) and
+    1 / (2 x 1/4), which average 1, so each level carries half of the loss."""
+    targets = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+    weights = level_weights(targets)
+    assert weights.tolist() == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert float(weights.mean()) == pytest.approx(1.0)

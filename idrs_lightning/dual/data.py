@@ -14,8 +14,8 @@ from idrs_lightning.validation import InvalidSetting, check_int
 
 
 class SoftTargetData(pl.LightningDataModule):
-    """Batches ``(x, target)``: inputs ``x`` in ``[0, 1]`` pixel space (noise is added by the
-    module) and soft targets ``[levels]`` that sum to 1.
+    """Batches ``(x, target, weight)``: inputs ``x`` in ``[0, 1]`` pixel space (noise is added
+    by the module), soft targets ``[levels]`` that sum to 1 and each input's loss weight.
 
     Its hyperparameters are ``settings``, the :class:`~idrs_lightning.data.SmoothingDataModule`
     arguments of the data the inputs come from: a checkpoint records them as a ``train.py``
@@ -26,6 +26,8 @@ class SoftTargetData(pl.LightningDataModule):
         settings: the data's DataModule arguments.
         x: the inputs ``[inputs x ...]``.
         targets: their soft targets ``[inputs x levels]``.
+        weights: their loss weights ``[inputs]``
+            (:func:`~idrs_lightning.dual.targets.level_weights`).
         normalization: the data's per-channel ``(mean, std)``, for the router's first layer.
         batch_size: inputs per training batch.
         evaluation: the data itself, whose validation split the certification callback
@@ -38,6 +40,7 @@ class SoftTargetData(pl.LightningDataModule):
         settings: Mapping[str, Any],
         x: torch.Tensor,
         targets: torch.Tensor,
+        weights: torch.Tensor,
         normalization: tuple[Sequence[float], Sequence[float]],
         batch_size: int = 256,
         evaluation: SmoothingDataModule | None = None,
@@ -53,7 +56,7 @@ class SoftTargetData(pl.LightningDataModule):
             dict(settings), ignore=["x", "targets", "normalization", "evaluation"]
         )
         self.evaluation = evaluation
-        self.dataset = TensorDataset(x, targets)
+        self.dataset = TensorDataset(x, targets, weights)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.num_classes = int(targets.shape[1])
         self.sample_shape = tuple(x.shape[1:])

@@ -6,7 +6,7 @@ its smoothed version ``g_v(x) = argmax_k P(h(x + sigma_v eps) = k)`` picks the l
 (:mod:`idrs_lightning.smoothing.dual`). It is trained, like a base classifier for smoothing,
 on noisy copies ``x + sigma_v eps``, with the soft-label cross-entropy
 
-    L(x) = - sum_k t_k(x) log softmax_k(h(x + sigma_v eps))
+    L(x) = - w(x) sum_k t_k(x) log softmax_k(h(x + sigma_v eps))
 
 against the targets ``t(x) = softmax_k(R_k(x))`` of :mod:`idrs_lightning.dual.targets`.
 
@@ -16,8 +16,9 @@ Open choices (the paper's full loss is not implemented):
   H(f_hat(x))`` (Jeong & Shin 2020 style; ``lambda = 40``, ``eta = 0.5``, 2 noisy copies on
   CIFAR-10), which raises the router's own radius ``R_v`` at some cost in picking the best
   level;
-- no class rebalancing ``w_e(x) = 1 / q_k`` (``q_k`` the share of inputs whose best level is
-  ``k``) and no per-input weight ``w_r``;
+- the paper's class rebalancing ``1 / q_k`` (``q_k`` the share of inputs whose best level is
+  ``k``, :func:`~idrs_lightning.dual.targets.level_weights`) weighs each input's loss, but not
+  its per-input weight ``w_r``;
 - the optimiser is the library's (SGD with momentum and a step schedule), where the paper uses
   AdamW (lr 0.01, weight decay 0.01, halved every 30 epochs);
 - no validation and no model selection: the router is the last epoch's.
@@ -93,10 +94,11 @@ class RouterModule(BaseClassifierModule):
         self._experts: list[nn.Module] | None = None
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        x, target = batch
+        x, target, weight = batch
         sigma = torch.full((len(x),), self.hparams.router_sigma, device=x.device)
         logits = self(add_gaussian_noise(x, sigma))
-        loss = F.cross_entropy(logits, target)  # probabilities as targets: soft-label CE
+        # probabilities as targets: soft-label cross-entropy, each input at its weight
+        loss = (F.cross_entropy(logits, target, reduction="none") * weight).mean()
         if not self._all_finite(loss):
             raise self._diverged(f"the training loss is {loss.item()} (on at least one process)")
         agreement = (logits.argmax(dim=1) == target.argmax(dim=1)).float().mean()

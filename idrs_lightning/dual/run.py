@@ -28,7 +28,7 @@ from idrs_lightning.dual.data import SoftTargetData
 from idrs_lightning.dual.experts import Experts, open_experts
 from idrs_lightning.dual.router import RouterModule
 from idrs_lightning.dual.settings import RouterSettings
-from idrs_lightning.dual.targets import level_radii, soft_targets
+from idrs_lightning.dual.targets import level_radii, level_weights, soft_targets
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.training.cli import default_checkpoints
 from idrs_lightning.validation import InvalidSetting
@@ -125,6 +125,7 @@ def train_router(settings: RouterSettings) -> Path:
             data_settings,
             x[keep],
             targets[keep],
+            level_weights(targets[keep]),
             datamodule.normalization,
             settings.batch_size,
             evaluation=datamodule if settings.certify_every else None,

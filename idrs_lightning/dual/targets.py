@@ -174,3 +174,14 @@ def _device(experts: Sequence[nn.Module]) -> torch.device:
         for tensor in (*expert.parameters(), *expert.buffers()):
             return tensor.device
     return torch.device("cpu")
+
+
+def level_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Per input, the paper's class-rebalancing weight ``1 / (K q_k)``: ``k`` the level its
+    target favours, ``q_k`` the share of inputs favouring it, ``K`` the number of levels
+    (weights average 1). Without it the router learns the commonest level and sends every
+    input there (measured: Fashion-MNIST, 4,190 kept inputs, 58 % favouring sigma = 1.0, every
+    test input routed to 1.0)."""
+    favoured = targets.argmax(dim=1)
+    share = torch.bincount(favoured, minlength=targets.shape[1]).double() / len(favoured)
+    return (1.0 / (targets.shape[1] * share[favoured])).float()
