@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from idrs_lightning.smoothing.certificate import ABSTAIN, Certificate
+
 if TYPE_CHECKING:
-    from idrs_lightning.smoothing import Certificate
     from idrs_lightning.smoothing.dual import DualCertificate
 
 COLUMNS = (
@@ -158,25 +159,14 @@ def dual_certificate_row(
     index: int, label: int, cert: DualCertificate, seconds: float, num_classes: int
 ) -> dict[str, str]:
     """The row of one input certified by dual randomized smoothing: the chosen expert's
-    certificate in the usual columns (NaN and no votes where the router abstained), the
-    router's in :data:`DUAL_COLUMNS`."""
-    expert = cert.classifier
-    no_votes = [0] * num_classes
-    row = {
-        "idx": str(index),
-        "label": str(label),
-        "predict": str(cert.prediction),
-        "radius": repr(cert.radius),
-        "correct": str(int(cert.prediction == label)),
-        "time": f"{seconds:.4f}",
-        "sigma": repr(cert.sigma),
-        "pA_lower": repr(expert.p_a_lower if expert else float("nan")),
-        "pB_upper": repr(expert.p_b_upper if expert else float("nan")),
-        "counts": ",".join(str(c) for c in (expert.counts if expert else no_votes)),
-        "samples": str(expert.samples if expert else 0),
-    }
+    certificate in the usual columns with the dual classifier's radius (NaN and no votes
+    where the router abstained), the router's in :data:`DUAL_COLUMNS`."""
+    nan = float("nan")
+    votes = np.zeros(num_classes, dtype=np.int64)
+    expert = cert.classifier or Certificate(ABSTAIN, 0.0, nan, votes, nan, nan, 0)
     return {
-        **row,
+        **certificate_row(index, label, expert, seconds),
+        "radius": repr(cert.radius),
         "level": str(cert.choice),
         "router_radius": repr(cert.router_radius),
         "classifier_radius": repr(cert.classifier_radius),
