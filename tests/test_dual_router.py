@@ -22,7 +22,7 @@ from idrs_lightning.data.datamodule import SmoothingDataModule
 from idrs_lightning.dual.command import parse
 from idrs_lightning.dual.run import train_router
 from idrs_lightning.dual.settings import RouterSettings, read_config
-from idrs_lightning.dual.targets import level_radii, level_weights, router_targets
+from idrs_lightning.dual.targets import level_radii, level_weights, soft_targets
 from idrs_lightning.settings import CertificationSettings
 from idrs_lightning.smoothing import ABSTAIN
 from idrs_lightning.smoothing.dual import DualSmooth
@@ -87,7 +87,8 @@ def flagged_inputs() -> tuple[torch.Tensor, np.ndarray]:
 
 def targets_of(experts: list[nn.Module], x: torch.Tensor, y: np.ndarray) -> tuple:
     experts = [e.eval() for e in experts]
-    return router_targets(experts, SIGMAS, x, y, range(len(x)), SAMPLES, ALPHA, num_classes=2)
+    radii = level_radii(experts, SIGMAS, x, y, range(len(x)), SAMPLES, ALPHA, num_classes=2)
+    return soft_targets(radii)
 
 
 def test_the_target_favours_the_level_whose_expert_is_right() -> None:
@@ -139,11 +140,11 @@ def test_targets_refuse_levels_that_do_not_fit_the_experts() -> None:
     x, y = flagged_inputs()
     experts = [Votes("always").eval(), Votes("never").eval()]
     with pytest.raises(InvalidSetting, match="sigmas"):
-        router_targets(experts, [0.5, 0.25], x, y, range(4), num_classes=2)
+        level_radii(experts, [0.5, 0.25], x, y, range(4), num_classes=2)
     with pytest.raises(InvalidSetting, match="sigmas"):
-        router_targets(experts, [0.25, 0.5, 1.0], x, y, range(4), num_classes=2)
+        level_radii(experts, [0.25, 0.5, 1.0], x, y, range(4), num_classes=2)
     with pytest.raises(InvalidSetting, match="y must be classes"):
-        router_targets(experts, SIGMAS, x, [0, 1, 2, 0], range(4), num_classes=2)
+        level_radii(experts, SIGMAS, x, [0, 1, 2, 0], range(4), num_classes=2)
 
 
 # ---- the command, end to end on digits ------------------------------------------------------

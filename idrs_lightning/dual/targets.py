@@ -126,38 +126,6 @@ def soft_targets(radii: NDArray[np.float64]) -> tuple[torch.Tensor, NDArray[np.b
     return torch.softmax(values, dim=1).float(), (values > 0).any(dim=1).numpy()
 
 
-def router_targets(
-    experts: Sequence[nn.Module],
-    sigmas: Sequence[float],
-    x: torch.Tensor,
-    y: Sequence[int] | np.ndarray,
-    indices: Sequence[int],
-    samples: int = TARGET_SAMPLES,
-    alpha: float = TARGET_ALPHA,
-    *,
-    num_classes: int,
-    seed: int = 0,
-    batch_size: int = 1000,
-    input_range: tuple[float, float] | None = None,
-) -> tuple[torch.Tensor, NDArray[np.bool_]]:
-    """The soft targets of ``x`` (all inputs, float32 ``[inputs x levels]``) and the mask of
-    those to keep: :func:`level_radii` (same arguments) then :func:`soft_targets`."""
-    radii = level_radii(
-        experts,
-        sigmas,
-        x,
-        y,
-        indices,
-        samples,
-        alpha,
-        num_classes=num_classes,
-        seed=seed,
-        batch_size=batch_size,
-        input_range=input_range,
-    )
-    return soft_targets(radii)
-
-
 def _radius(votes: np.ndarray, samples: int, alpha: float, sigma: float) -> np.ndarray:
     """Cohen's radius from the label's votes; 0 where its lower bound is at most 1/2."""
     p_lower = clopper_pearson_lower(votes, samples, alpha)
